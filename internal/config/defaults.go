@@ -1,0 +1,62 @@
+package config
+
+import "time"
+
+// Defaults that Default fills in.
+const (
+	DefaultWaitTimeout       = 5 * time.Minute
+	DefaultExclude           = `^.*\.sig$` // cosign signatures are tags too
+	DefaultOrder             = OrderAsc
+	DefaultPullRequestBranch = "gitops/images/{{.Name}}"
+	DefaultPullRequestTitle  = "Update {{.Name}} to {{.NewTag}}"
+)
+
+// Orders of an alphabetical or numerical tag policy.
+const (
+	OrderAsc  = "asc"
+	OrderDesc = "desc"
+)
+
+// Default fills in the defaults of unset fields. Load and Parse call it; call
+// it yourself on a Repository built in code. It is idempotent.
+func (r *Repository) Default() {
+	for i := range r.Apps {
+		a := &r.Apps[i]
+		if a.Wait == nil {
+			a.Wait = &Wait{}
+		}
+		if a.Wait.Timeout.Duration == 0 {
+			a.Wait.Timeout.Duration = DefaultWaitTimeout
+		}
+	}
+	for i := range r.Images {
+		p := &r.Images[i]
+		if p.Exclude == nil {
+			p.Exclude = []string{DefaultExclude}
+		}
+		for _, o := range []*OrderPolicy{p.Policy.Alphabetical, p.Policy.Numerical} {
+			if o != nil && o.Order == "" {
+				o.Order = DefaultOrder
+			}
+		}
+		if p.PullRequest == nil {
+			p.PullRequest = &PullRequest{}
+		}
+		if p.PullRequest.Branch == "" {
+			p.PullRequest.Branch = DefaultPullRequestBranch
+		}
+		if p.PullRequest.Title == "" {
+			p.PullRequest.Title = DefaultPullRequestTitle
+		}
+	}
+}
+
+// App returns the app called name.
+func (r *Repository) App(name string) (*App, bool) {
+	for i := range r.Apps {
+		if r.Apps[i].Name == name {
+			return &r.Apps[i], true
+		}
+	}
+	return nil, false
+}

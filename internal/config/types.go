@@ -1,0 +1,329 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// APIVersion and Kind identify a gitops.yaml document.
+const (
+	APIVersion = "gitops.kubectl.dev/v1alpha1"
+	Kind       = "Repository"
+	// FileName is the name searched for upward from a path.
+	FileName = "gitops.yaml"
+)
+
+// Repository is the whole gitops.yaml file.
+type Repository struct {
+	APIVersion    string        `yaml:"apiVersion"`
+	Kind          string        `yaml:"kind"`
+	Apps          []App         `yaml:"apps"`
+	Images        []ImagePolicy `yaml:"images,omitempty"`
+	Approvals     []Approval    `yaml:"approvals,omitempty"`
+	Notifications Notifications `yaml:"notifications,omitempty"`
+	// Sources limits which third-party Git sources apps may use.
+	Sources SourcePolicy `yaml:"sources,omitempty"`
+
+	// File is the absolute path the repository file was read from; Dir is its folder
+	// (the repository root that app paths are relative to). Set by Load.
+	File string `yaml:"-"`
+	Dir  string `yaml:"-"`
+
+	// name is the file as the caller named it, for messages; lines maps field
+	// paths such as "apps[2].path" to their line in the file.
+	name  string
+	lines map[string]int
+}
+
+// App is one deployable unit: a folder of plain YAML, a kustomization or a chart.
+//
+// Path is the app's folder relative to the repository root; it is required
+// unless the app has a Source or a remote Helm chart. With a Source, the
+// rendered folder is Source.Path inside the fetched source. A local Helm chart
+// and Helm values files are relative paths that Validate keeps from climbing
+// out of the repository (or source) from the app's folder; no path may be
+// absolute.
+type App struct {
+	Name      string     `yaml:"name"`
+	Path      string     `yaml:"path,omitempty"`
+	Namespace string     `yaml:"namespace,omitempty"`
+	Cluster   string     `yaml:"cluster,omitempty"`
+	Source    *GitSource `yaml:"source,omitempty"`
+	Patches   []Patch    `yaml:"patches,omitempty"`
+	Images    []Image    `yaml:"images,omitempty"`
+	Helm      *Helm      `yaml:"helm,omitempty"`
+	DependsOn []string   `yaml:"dependsOn,omitempty"`
+	Prune     bool       `yaml:"prune,omitempty"`
+	Wait      *Wait      `yaml:"wait,omitempty"`
+	Approval  string     `yaml:"approval,omitempty"`
+	Suspend   bool       `yaml:"suspend,omitempty"`
+	Line      int        `yaml:"-"` // line of the app in gitops.yaml, for messages
+}
+
+// GitSource is a third-party Git repository the app's path is read from instead of
+// this repository. The engine fetches it (never kustomize), pinned to Ref.
+type GitSource struct {
+	Git  string `yaml:"git"`
+	Ref  string `yaml:"ref"`
+	Path string `yaml:"path,omitempty"`
+}
+
+// Patch is an in-line patch: a strategic-merge patch or a JSON6902 patch, applied
+// to the objects that Target selects (all objects the patch names when Target is nil).
+type Patch struct {
+	Target *Selector `yaml:"target,omitempty"`
+	Patch  string    `yaml:"patch"`
+}
+
+// Selector selects objects like a kustomize patch target.
+type Selector struct {
+	Group              string `yaml:"group,omitempty"`
+	Version            string `yaml:"version,omitempty"`
+	Kind               string `yaml:"kind,omitempty"`
+	Name               string `yaml:"name,omitempty"`
+	Namespace          string `yaml:"namespace,omitempty"`
+	LabelSelector      string `yaml:"labelSelector,omitempty"`
+	AnnotationSelector string `yaml:"annotationSelector,omitempty"`
+}
+
+// Image overrides an image reference, like kustomize's images field.
+type Image struct {
+	Name    string `yaml:"name"`
+	NewName string `yaml:"newName,omitempty"`
+	NewTag  string `yaml:"newTag,omitempty"`
+	Digest  string `yaml:"digest,omitempty"`
+}
+
+// Helm makes the app a Helm release.
+//
+// Chart is a local chart folder (relative to the app's folder), a chart name in
+// the chart repository Repo, or an oci:// reference; Version is a semver
+// constraint (such as 6.7.x) for remote charts.
+type Helm struct {
+	Chart       string         `yaml:"chart"`
+	Repo        string         `yaml:"repo,omitempty"`
+	Version     string         `yaml:"version,omitempty"`
+	ReleaseName string         `yaml:"releaseName,omitempty"`
+	Values      map[string]any `yaml:"values,omitempty"`
+	ValuesFiles []string       `yaml:"valuesFiles,omitempty"`
+}
+
+// Remote reports whether the chart comes from a chart repository or an OCI
+// registry rather than from a folder.
+func (h *Helm) Remote() bool {
+	return h.Repo != "" || strings.HasPrefix(h.Chart, "oci://")
+}
+
+// Wait configures health waiting after apply. Apply always waits; Default sets
+// Timeout to DefaultWaitTimeout when it is zero.
+type Wait struct {
+	Timeout Duration `yaml:"timeout,omitempty"`
+}
+
+// Duration is a time.Duration written as "5m" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML reads a Go duration string such as "90s", "5m" or "1h30m".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n)
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string such as "5m0s".
+func (d Duration) MarshalYAML() (any, error) {
+	return d.Duration.String(), nil
+}
+
+func parseDuration(n *yaml.Node) (time.Duration, error) {
+	if n.Kind != yaml.ScalarNode {
+		return 0, fmt.Errorf("expected a duration such as 30s, 5m or 1h, got a %s", kindName(n))
+	}
+	if n.ShortTag() == "!!null" {
+		return 0, nil
+	}
+	if n.ShortTag() == "!!int" {
+		return 0, fmt.Errorf("duration %s has no unit; write it with one, such as %ss or %sm", n.Value, n.Value, n.Value)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q; use a number with a unit such as 30s, 5m or 1h", n.Value)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("duration %q is negative; use a positive duration such as 5m", n.Value)
+	}
+	return v, nil
+}
+
+// ImagePolicy selects the newest tag of an image.
+type ImagePolicy struct {
+	Name       string      `yaml:"name"`
+	Image      string      `yaml:"image"`
+	Policy     TagPolicy   `yaml:"policy"`
+	FilterTags *FilterTags `yaml:"filterTags,omitempty"`
+	// Exclude lists regexps of tags never chosen. Unset, Default sets
+	// DefaultExclude; an explicit empty list (exclude: []) excludes nothing.
+	Exclude     []string     `yaml:"exclude,omitempty"`
+	PullRequest *PullRequest `yaml:"pullRequest,omitempty"`
+	Interval    Duration     `yaml:"interval,omitempty"`
+	Suspend     bool         `yaml:"suspend,omitempty"`
+}
+
+// TagPolicy is one of semver, alphabetical or numerical.
+type TagPolicy struct {
+	Semver       *SemverPolicy `yaml:"semver,omitempty"`
+	Alphabetical *OrderPolicy  `yaml:"alphabetical,omitempty"`
+	Numerical    *OrderPolicy  `yaml:"numerical,omitempty"`
+}
+
+// SemverPolicy picks the highest version in Range.
+type SemverPolicy struct {
+	Range string `yaml:"range"`
+}
+
+// OrderPolicy orders tags; Order is asc or desc (Default sets asc): asc picks
+// the last tag in ascending order, the highest.
+type OrderPolicy struct {
+	Order string `yaml:"order,omitempty"`
+}
+
+// FilterTags keeps tags matching Pattern and compares the Extract expansion.
+type FilterTags struct {
+	Pattern string `yaml:"pattern"`
+	Extract string `yaml:"extract,omitempty"`
+}
+
+// PullRequest templates the image-update pull request (text/template, with
+// .Name the policy name and .NewTag the chosen tag). Default sets Branch to
+// DefaultPullRequestBranch and Title to DefaultPullRequestTitle.
+type PullRequest struct {
+	Branch string `yaml:"branch,omitempty"`
+	Title  string `yaml:"title,omitempty"`
+}
+
+// Approval is a named approval policy.
+type Approval struct {
+	Name         string    `yaml:"name"`
+	MinApprovals int       `yaml:"minApprovals,omitempty"`
+	Reviewers    Reviewers `yaml:"reviewers,omitempty"`
+	Codeowners   bool      `yaml:"codeowners,omitempty"`
+	DismissStale bool      `yaml:"dismissStale,omitempty"`
+}
+
+// Reviewers who count towards an approval.
+type Reviewers struct {
+	Teams []string `yaml:"teams,omitempty"`
+	Users []string `yaml:"users,omitempty"`
+}
+
+// Notifications configures outbound providers and which events they get.
+type Notifications struct {
+	Providers []Provider `yaml:"providers,omitempty"`
+	Alerts    []Alert    `yaml:"alerts,omitempty"`
+}
+
+// Provider is an outbound notification target.
+type Provider struct {
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"` // one of the Provider* constants
+	Channel string `yaml:"channel,omitempty"`
+	// Address is a non-secret endpoint (an Alertmanager or generic webhook URL,
+	// a self-hosted forge). URLs that carry a token belong in SecretRef.
+	Address   string    `yaml:"address,omitempty"`
+	SecretRef SecretRef `yaml:"secretRef,omitempty"`
+}
+
+// Provider types.
+const (
+	ProviderSlack        = "slack"
+	ProviderDiscord      = "discord"
+	ProviderMSTeams      = "msteams"
+	ProviderTelegram     = "telegram"
+	ProviderWebex        = "webex"
+	ProviderRocket       = "rocket"
+	ProviderLark         = "lark"
+	ProviderGrafana      = "grafana"
+	ProviderAlertmanager = "alertmanager"
+	ProviderGeneric      = "generic"
+	ProviderGenericHMAC  = "generic-hmac"
+	ProviderGitHub       = "github"
+	ProviderGitLab       = "gitlab"
+)
+
+// SecretRef names where a secret comes from; its value never appears in gitops.yaml.
+type SecretRef struct {
+	Env  string `yaml:"env,omitempty"`
+	File string `yaml:"file,omitempty"`
+}
+
+// Alert routes events to providers.
+type Alert struct {
+	Providers []string `yaml:"providers"`
+	// Events are Event* constants, or EventAll.
+	Events []string `yaml:"events"`
+	// Severity is the lowest severity sent: info (everything) or error.
+	Severity string `yaml:"severity,omitempty"`
+	// Apps limits the alert to events about these apps; empty means all apps.
+	Apps []string `yaml:"apps,omitempty"`
+}
+
+// Events an alert can route.
+const (
+	EventAll              = "*"
+	EventSyncSucceeded    = "sync.succeeded"
+	EventSyncFailed       = "sync.failed"
+	EventDriftDetected    = "drift.detected"
+	EventDriftResolved    = "drift.resolved"
+	EventHealthDegraded   = "health.degraded"
+	EventHealthRecovered  = "health.recovered"
+	EventPreviewSucceeded = "preview.succeeded"
+	EventPreviewFailed    = "preview.failed"
+	EventApprovalGranted  = "approval.granted"
+	EventApprovalDenied   = "approval.denied"
+	EventImagePROpened    = "image.pr.opened"
+	EventImagePRUpdated   = "image.pr.updated"
+	EventImageScanFailed  = "image.scan.failed"
+)
+
+// Severities of an alert.
+const (
+	SeverityInfo  = "info"
+	SeverityError = "error"
+)
+
+// SourcePolicy is the allowlist for third-party Git sources.
+type SourcePolicy struct {
+	// Allow lists URL prefixes (scheme://host/path...) apps may fetch from.
+	// Empty allows every source named in this file (the CLI's trusted default);
+	// the bot reads it from the base branch.
+	Allow []string `yaml:"allow,omitempty"`
+}
+
+// Allows reports whether an app may fetch the Git URL: Allow is empty, or an
+// entry equals the URL or is a prefix of it that ends at a path boundary, so
+// "https://github.com/acme" allows "https://github.com/acme/app.git" but not
+// "https://github.com/acme-evil/app.git".
+func (p SourcePolicy) Allows(url string) bool {
+	if len(p.Allow) == 0 {
+		return true
+	}
+	for _, a := range p.Allow {
+		a = strings.TrimSuffix(a, "/")
+		switch {
+		case a == "":
+		case url == a, strings.TrimSuffix(url, ".git") == strings.TrimSuffix(a, ".git"):
+			return true
+		case strings.HasPrefix(url, a+"/"):
+			return true
+		case strings.HasSuffix(a, ":") && strings.HasPrefix(url, a): // scp-like host: "git@example.com:"
+			return true
+		}
+	}
+	return false
+}

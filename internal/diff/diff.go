@@ -1,0 +1,230 @@
+package diff
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"strings"
+	"slices"
+
+	"github.com/pmezard/go-difflib/difflib"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultContext is the number of unchanged lines shown around each change.
+const DefaultContext = 3
+
+// Options tune how objects are compared and shown.
+type Options struct {
+	// ShowSecrets turns off the masking of Secret values. Only for a user's
+	// own terminal; never set it for shared sinks (PR comments, chat).
+	ShowSecrets bool
+	// ShowManagedFields keeps metadata.managedFields in the diff.
+	ShowManagedFields bool
+	// Context is the number of unchanged lines around each change: zero
+	// means DefaultContext, a negative value means none.
+	Context int
+}
+
+func (o Options) context() int {
+	switch {
+	case o.Context == 0:
+		return DefaultContext
+	case o.Context < 0:
+		return 0
+	}
+	return o.Context
+}
+
+// key is the identity objects are matched on: the version is left out.
+type key struct {
+	group, kind, namespace, name string
+}
+
+func keyOf(r Ref) key {
+	return key{r.Group, r.Kind, r.Namespace, r.Name}
+}
+
+func compareKeys(a, b key) int {
+	return cmp.Or(
+		cmp.Compare(a.group, b.group),
+		cmp.Compare(a.kind, b.kind),
+		cmp.Compare(a.namespace, b.namespace),
+		cmp.Compare(a.name, b.name),
+	)
+}
+
+// Objects pairs before and after by group, kind, namespace and name and
+// compares each pair. An object on one side only is created or deleted.
+// The changes are sorted by group, kind, namespace and name.
+func Objects(before, after []*unstructured.Unstructured, opts Options) (*ChangeSet, error) {
+	bs, errB := index("before", before)
+	as, errA := index("after", after)
+	if err := errors.Join(errB, errA); err != nil {
+		return nil, err
+	}
+	keys := make([]key, 0, len(as)+len(bs))
+	for k := range bs {
+		keys = append(keys, k)
+	}
+	for k := range as {
+		if _, ok := bs[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, compareKeys)
+
+	cs := &ChangeSet{Changes: make([]Change, 0, len(keys))}
+	var errs []error
+	for _, k := range keys {
+		c, err := Pair(bs[k], as[k], opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cs.Changes = append(cs.Changes, c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// index maps the objects of one side by identity; side names the side in
+// errors.
+func index(side string, objs []*unstructured.Unstructured) (map[key]*unstructured.Unstructured, error) {
+	m := make(map[key]*unstructured.Unstructured, len(objs))
+	var errs []error
+	for i, obj := range objs {
+		if obj == nil {
+			errs = append(errs, fmt.Errorf("%s object %d is nil", side, i))
+			continue
+		}
+		ref := RefOf(obj)
+		if ref.Kind == "" || ref.Name == "" {
+			errs = append(errs, fmt.Errorf("%s object %d (%s) has no kind or name: set both so it can be matched", side, i, ref))
+			continue
+		}
+		k := keyOf(ref)
+		if _, dup := m[k]; dup {
+			errs = append(errs, fmt.Errorf("duplicate object %s in %s: each group, kind, namespace and name may appear once", ref, side))
+			continue
+		}
+		m[k] = obj
+	}
+	return m, errors.Join(errs...)
+}
+
+// Pair compares one object in two states; either may be nil (created or
+// deleted), not both. Neither input is modified. The live diff calls it
+// with (live, dry-run result).
+//
+// Pair returns an error, unlike a pure comparison, because an object built
+// in code may hold values YAML cannot encode (such as NaN).
+func Pair(before, after *unstructured.Unstructured, opts Options) (Change, error) {
+	var ref Ref
+	switch {
+	case after != nil:
+		ref = RefOf(after)
+	case before != nil:
+		ref = RefOf(before)
+	default:
+		return Change{}, errors.New("compare objects: both sides are nil")
+	}
+
+	b := normalize(before, opts)
+	a := normalize(after, opts)
+	if !opts.ShowSecrets {
+		maskSecrets(b, a)
+	}
+	by, err := render(b)
+	if err != nil {
+		return Change{}, fmt.Errorf("render %s (before): %w", ref, err)
+	}
+	ay, err := render(a)
+	if err != nil {
+		return Change{}, fmt.Errorf("render %s (after): %w", ref, err)
+	}
+
+	c := Change{Ref: ref, Before: b, After: a}
+	switch {
+	case b == nil:
+		c.Action = Created
+	case a == nil:
+		c.Action = Deleted
+	case by == ay:
+		c.Action = Unchanged
+		return c, nil
+	default:
+		c.Action = Configured
+	}
+	from, to := "before/"+ref.String(), "after/"+ref.String()
+	if b == nil {
+		from = "/dev/null"
+	}
+	if a == nil {
+		to = "/dev/null"
+	}
+	c.Diff, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A:        splitLines(by),
+		B:        splitLines(ay),
+		FromFile: from,
+		ToFile:   to,
+		Context:  opts.context(),
+	})
+	if err != nil {
+		return Change{}, fmt.Errorf("diff %s: %w", ref, err)
+	}
+	return c, nil
+}
+
+// normalize returns a copy of obj without the fields the server owns and
+// that would show as noise in every diff.
+func normalize(obj *unstructured.Unstructured, opts Options) *unstructured.Unstructured {
+	if obj == nil {
+		return nil
+	}
+	obj = obj.DeepCopy()
+	delete(obj.Object, "status")
+	md, ok := obj.Object["metadata"].(map[string]any)
+	if !ok {
+		return obj
+	}
+	for _, f := range []string{"resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
+		delete(md, f)
+	}
+	if !opts.ShowManagedFields {
+		delete(md, "managedFields")
+	}
+	for f, v := range md {
+		if m, ok := v.(map[string]any); ok && len(m) == 0 {
+			delete(md, f)
+		}
+	}
+	if len(md) == 0 {
+		delete(obj.Object, "metadata")
+	}
+	return obj
+}
+
+// render encodes obj as YAML with sorted keys; nil renders empty.
+func render(obj *unstructured.Unstructured) (string, error) {
+	if obj == nil {
+		return "", nil
+	}
+	y, err := yaml.Marshal(obj.Object)
+	return string(y), err
+}
+
+// splitLines splits YAML into lines that keep their newline.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	lines := strings.SplitAfter(s, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}

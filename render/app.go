@@ -1,0 +1,207 @@
+package render
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/resid"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+)
+
+// FetchFunc fetches a third-party Git source pinned to ref and returns the
+// folder of its checkout. Only the engine fetches; manifests never do.
+type FetchFunc func(ctx context.Context, url, ref string) (dir string, err error)
+
+// AppOptions configure the render of an app of gitops.yaml.
+type AppOptions struct {
+	// Root confines reads for apps in this repository (default: the
+	// repository's folder). An app with a Git source is confined to its
+	// checkout instead.
+	Root string
+	// Namespace, when set, overrides the app's namespace.
+	Namespace string
+	// Fetch gets the app's Git source; required for apps that have one.
+	Fetch FetchFunc
+	// Limits bound the input; zero fields take the defaults.
+	Limits Limits
+}
+
+// App renders an app of gitops.yaml: its path in this repository or in its
+// Git source, as plain YAML, a kustomization or a chart, then its namespace,
+// in-line patches and image overrides, in that order.
+func App(ctx context.Context, repo *config.Repository, app config.App, opts AppOptions) (*Result, error) {
+	base, root := repo.Dir, opts.Root
+	if root == "" {
+		root = repo.Dir
+	}
+	if app.Source != nil {
+		if opts.Fetch == nil {
+			return nil, fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name)
+		}
+		dir, err := opts.Fetch(ctx, app.Source.Git, app.Source.Ref)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, app.Source.Git, app.Source.Ref, err)
+		}
+		base, root = dir, dir
+	}
+	namespace := app.Namespace
+	if opts.Namespace != "" {
+		namespace = opts.Namespace
+	}
+	ropts := Options{Root: root, Namespace: namespace, Limits: opts.Limits}
+
+	var (
+		res *Result
+		err error
+	)
+	if app.Helm != nil {
+		res, err = renderAppChart(ctx, app, base, ropts)
+	} else {
+		res, err = Path(ctx, filepath.Join(base, appPath(app)), ropts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app %s: %w", app.Name, err)
+	}
+	if len(app.Patches) > 0 || len(app.Images) > 0 {
+		if res.Objects, err = customize(res.Objects, app.Patches, app.Images); err != nil {
+			return nil, fmt.Errorf("app %s: %w", app.Name, err)
+		}
+	}
+	return res, nil
+}
+
+// appPath is the app's folder within its base: the source's path for an app
+// with a Git source, else its path.
+func appPath(app config.App) string {
+	if app.Source != nil {
+		if app.Source.Path != "" {
+			return app.Source.Path
+		}
+		return "."
+	}
+	return app.Path
+}
+
+// renderAppChart renders an app's chart folder. The chart and its values
+// files are paths in base: the repository, or the app's Git source.
+func renderAppChart(ctx context.Context, app config.App, base string, opts Options) (*Result, error) {
+	h := app.Helm
+	if h.Repo != "" || strings.Contains(h.Chart, "://") {
+		return nil, fmt.Errorf("chart %s comes from a chart repository or registry; render reads chart folders only: vendor the chart into the repository (helm pull --untar) and set helm.chart to its folder", h.Chart)
+	}
+	chart := h.Chart
+	if chart == "" {
+		chart = appPath(app)
+	}
+	release := h.ReleaseName
+	if release == "" {
+		release = app.Name
+	}
+	opts.Helm = HelmOptions{ReleaseName: release, Values: h.Values}
+	for _, f := range h.ValuesFiles {
+		opts.Helm.ValuesFiles = append(opts.Helm.ValuesFiles, filepath.Join(base, f))
+	}
+	res, err := Helm(ctx, filepath.Join(base, chart), opts)
+	if err != nil {
+		return nil, err
+	}
+	DefaultNamespace(res.Objects, opts.Namespace)
+	return res, nil
+}
+
+// customize applies in-line patches and image overrides with kustomize's own
+// patch and image transformers, on an in-memory copy of the objects: the
+// same semantics as a kustomization's patches and images fields, target
+// selectors included.
+func customize(objs []*unstructured.Unstructured, patches []config.Patch, images []config.Image) ([]*unstructured.Unstructured, error) {
+	var resources bytes.Buffer
+	for _, obj := range objs {
+		data, err := yaml.Marshal(obj.Object)
+		if err != nil {
+			return nil, fmt.Errorf("encoding %s %s: %w", obj.GetKind(), obj.GetName(), err)
+		}
+		resources.WriteString("---\n")
+		resources.Write(data)
+	}
+	k := types.Kustomization{
+		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources: []string{"resources.yaml"},
+	}
+	for _, p := range patches {
+		kp := types.Patch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			kp.Target = &types.Selector{
+				ResId:              resid.ResId{Gvk: resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind}, Name: t.Name, Namespace: t.Namespace},
+				LabelSelector:      t.LabelSelector,
+				AnnotationSelector: t.AnnotationSelector,
+			}
+		}
+		k.Patches = append(k.Patches, kp)
+	}
+	for _, img := range images {
+		k.Images = append(k.Images, types.Image{Name: img.Name, NewName: img.NewName, NewTag: img.NewTag, Digest: img.Digest})
+	}
+	kdata, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, fmt.Errorf("encoding patches: %w", err)
+	}
+	fs := filesys.MakeFsInMemory()
+	if err := fs.WriteFile("/app/kustomization.yaml", kdata); err != nil {
+		return nil, err
+	}
+	if err := fs.WriteFile("/app/resources.yaml", resources.Bytes()); err != nil {
+		return nil, err
+	}
+	kopts := krusty.MakeDefaultOptions()
+	kopts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	kopts.PluginConfig = types.DisabledPluginConfig()
+	kopts.Reorder = krusty.ReorderOptionNone
+	kyamlGlobals.Lock()
+	resMap, err := krusty.MakeKustomizer(kopts).Run(fs, "/app")
+	kyamlGlobals.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("applying patches and images: %w", err)
+	}
+	out, err := resMap.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("applying patches and images: %w", err)
+	}
+	d, err := decodeObjects("patched objects", out)
+	if err != nil {
+		return nil, err
+	}
+	return d.objects, nil
+}
+
+// Repository renders every app of the repository file, in file order, and
+// concatenates their objects. Errors of all apps are joined, so one broken
+// app does not hide another's.
+func Repository(ctx context.Context, repo *config.Repository, opts AppOptions) (*Result, error) {
+	out := &Result{}
+	var errs []error
+	for _, app := range repo.Apps {
+		res, err := App(ctx, repo, app, opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.Objects = append(out.Objects, res.Objects...)
+		for _, w := range res.Warnings {
+			out.Warnings = append(out.Warnings, "app "+app.Name+": "+w)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
