@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
 // confinedFS is the filesystem kustomize builds on. Every read goes through
@@ -173,7 +174,70 @@ func (c *confinedFS) ReadFile(path string) ([]byte, error) {
 	c.mu.Lock()
 	data, err := c.jail.readFile(abs)
 	c.mu.Unlock()
-	return data, c.note(err)
+	if err != nil {
+		return nil, c.note(err)
+	}
+	if err := checkAliases(data); err != nil {
+		return nil, c.note(fmt.Errorf("%s: %w", c.jail.rel(abs), err))
+	}
+	return data, nil
+}
+
+// maxExpandedNodes bounds the YAML nodes a file may expand to through
+// aliases. kyaml (unlike the parser decodeObjects uses) expands aliases
+// without a bound, so a "billion laughs" file would hang a build.
+const maxExpandedNodes = 1 << 20
+
+// checkAliases refuses YAML whose aliases expand to more than
+// maxExpandedNodes nodes. Files that are not YAML, or hold no anchors, pass:
+// kustomize also reads data files (a ConfigMap's properties) this way.
+func checkAliases(data []byte) error {
+	if !bytes.Contains(data, []byte("&")) || !bytes.Contains(data, []byte("*")) {
+		return nil
+	}
+	dec := kyaml.NewDecoder(bytes.NewReader(data))
+	for doc := 1; ; doc++ {
+		var n kyaml.Node
+		if err := dec.Decode(&n); err != nil {
+			// The end, or not YAML: either way nothing is expanded
+			// here, and kustomize reports a YAML error itself.
+			return nil
+		}
+		size := map[*kyaml.Node]int64{}
+		if expandedSize(&n, size, 0) > maxExpandedNodes {
+			return fmt.Errorf("document %d: YAML aliases expand to more than %d nodes (an alias bomb?): %w", doc, maxExpandedNodes, ErrUnsafe)
+		}
+	}
+}
+
+// expandedSize counts the nodes n stands for once its aliases are expanded,
+// saturating just above maxExpandedNodes. size memoises shared anchors; a
+// node under evaluation counts as too large, which also ends alias cycles.
+func expandedSize(n *kyaml.Node, size map[*kyaml.Node]int64, depth int) int64 {
+	const tooLarge = maxExpandedNodes + 1
+	if n == nil {
+		return 0
+	}
+	if s, ok := size[n]; ok {
+		return s
+	}
+	if depth > 10_000 {
+		return tooLarge
+	}
+	size[n] = tooLarge
+	total := int64(1)
+	if n.Kind == kyaml.AliasNode {
+		total += expandedSize(n.Alias, size, depth+1)
+	}
+	for _, c := range n.Content {
+		total += expandedSize(c, size, depth+1)
+		if total > maxExpandedNodes {
+			total = tooLarge
+			break
+		}
+	}
+	size[n] = min(total, tooLarge)
+	return size[n]
 }
 
 // Walk walks a directory inside the root. It does not follow symlinks (as

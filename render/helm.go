@@ -74,7 +74,9 @@ const (
 // returns ctx.Err() at once but the engine goroutine runs on in the background
 // until the template finishes; a template that never finishes keeps its
 // goroutine and memory for the life of the process. Run renders of untrusted
-// charts in a process that can be killed when that matters.
+// charts in a process that can be killed when that matters. For the same
+// reason the rendered output is measured against Limits.MaxTotalBytes only
+// once the engine returns.
 func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -91,6 +93,9 @@ func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, err
 	}
 	name := j.rel(dir)
+	if name == "." {
+		name = filepath.Base(dir)
+	}
 
 	ch, err := loadHelmChart(j, dir)
 	if err != nil {
@@ -147,10 +152,16 @@ func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: %w", name, err)
 	}
-	for file := range files {
+	var size int64
+	for file, content := range files {
 		if strings.HasSuffix(file, helmNotesSuffix) {
 			delete(files, file)
+			continue
 		}
+		size += int64(len(content))
+	}
+	if size > j.limits.MaxTotalBytes {
+		return nil, fmt.Errorf("chart %s rendered more than %d bytes, the most one render may read; check its loops or raise the limit: %w", name, j.limits.MaxTotalBytes, ErrUnsafe)
 	}
 	hooks, manifests, err := releaseutil.SortManifests(files, nil, releaseutil.InstallOrder)
 	if err != nil {
@@ -587,11 +598,11 @@ func validateHelmSchemas(ch *chart.Chart, values map[string]any) error {
 		if err := validateHelmSchemas(dep, sub); errors.Is(err, ErrUnsafe) {
 			return err
 		} else if err != nil {
-			sb.WriteString(err.Error())
+			sb.WriteString(err.Error() + "\n")
 		}
 	}
 	if sb.Len() > 0 {
-		return errors.New(sb.String())
+		return errors.New(strings.TrimRight(sb.String(), "\n"))
 	}
 	return nil
 }

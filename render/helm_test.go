@@ -719,3 +719,20 @@ func TestHelmPath(t *testing.T) {
 		t.Errorf("namespace = %q, want web", cm.GetNamespace())
 	}
 }
+
+func TestHelmRenderedSizeLimit(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+		"chart/templates/big.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: big
+data:
+  a: {{ repeat 100000 "x" | quote }}
+`,
+	})
+	_, err := Helm(t.Context(), filepath.Join(root, "chart"), Options{Root: root, Limits: Limits{MaxTotalBytes: 50000}})
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "chart chart rendered more than 50000 bytes") {
+		t.Fatalf("err = %v, want the rendered size limit", err)
+	}
+}

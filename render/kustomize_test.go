@@ -520,6 +520,9 @@ func TestKustomizeAliasBomb(t *testing.T) {
 	if err == nil {
 		t.Fatal("an alias bomb rendered without error")
 	}
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "app/bomb.yaml") || !strings.Contains(err.Error(), "aliases") {
+		t.Errorf("want a refusal naming app/bomb.yaml, got %v", err)
+	}
 }
 
 // TestKustomizeConcurrent renders the fixtures from many goroutines at once

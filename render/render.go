@@ -50,7 +50,9 @@ type Options struct {
 type HelmOptions struct {
 	// ReleaseName defaults to the chart's name.
 	ReleaseName string
-	// ValuesFiles are read in order, each confined to Root like any other file.
+	// ValuesFiles are read in order; relative paths are relative to Root (the
+	// repository, like the paths in gitops.yaml), each confined to Root like
+	// any other file.
 	ValuesFiles []string
 	// Values are merged over the values files.
 	Values map[string]any

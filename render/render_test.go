@@ -161,13 +161,14 @@ metadata: {name: unknown-kind}
 			},
 			path: "app",
 			// kustomize's legacy order puts Namespaces, CRDs and
-			// ClusterRoles first.
+			// ClusterRoles first, and sorts within a kind by
+			// namespace and name (before the defaulting).
 			want: []string{
 				"Namespace//team",
 				"CustomResourceDefinition//clusterwidgets.example.com",
 				"ClusterRole//reader",
-				"ConfigMap/team/cm",
 				"ConfigMap/other/elsewhere",
+				"ConfigMap/team/cm",
 				"ClusterWidget//cw",
 				"Gadget/team/unknown-kind",
 			},
