@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
-	"sigs.k8s.io/yaml"
 )
 
 // kyamlGlobals serialises the use of kyaml's process-wide OpenAPI schema.
@@ -37,7 +36,8 @@ const vendorAdvice = "vendor it into the repository or declare it as an app sour
 // references that would make kustomize fetch something (http(s) URLs, remote
 // Git bases) or read outside opts.Root are refused with ErrUnsafe; no request
 // is ever made. The build itself then runs on a filesystem confined to
-// opts.Root, which also refuses symlinks that leave it.
+// opts.Root, which also refuses symlinks that leave it, bounds file sizes
+// and bounds YAML alias expansion (kyaml's parser does not).
 //
 // Objects come out in kustomize's order (its legacy kind order, unless the
 // kustomization sets sortOptions).
@@ -68,7 +68,12 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	fsys := newConfinedFS(j)
+	// A fresh jail, so the bytes the check read do not count twice.
+	bj, err := newJail(root, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	fsys := newConfinedFS(bj)
 	kopts := krusty.MakeDefaultOptions()
 	kopts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	kopts.PluginConfig = types.DisabledPluginConfig()
@@ -86,7 +91,7 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 	kyamlGlobals.Unlock()
 	if err != nil {
 		if refused := fsys.refusal(); refused != nil {
-			return nil, fmt.Errorf("kustomize build of %s: %w", name, refused)
+			return nil, fmt.Errorf("kustomize build of %s: %w (kustomize: %v)", name, refused, err)
 		}
 		if types.IsErrOnlyBuiltinPluginsAllowed(err) {
 			return nil, fmt.Errorf("kustomize build of %s: %v; only kustomize's builtin plugins run (builtins only): %w", name, err, ErrUnsafe)
@@ -179,7 +184,8 @@ func (l *kustLint) dir(ctx context.Context, dir string, stack []string, pluginBa
 	}
 	if msgs := k.CheckDeprecatedFields(); msgs != nil {
 		for _, m := range *msgs {
-			l.warnings = append(l.warnings, fmt.Sprintf("%s: %s", name, strings.TrimSpace(m)))
+			m = strings.TrimPrefix(strings.TrimSpace(m), "# Warning: ")
+			l.warnings = append(l.warnings, fmt.Sprintf("%s: %s", name, m))
 		}
 	}
 	c := kustCheck{lint: l, name: name, dir: dir, stack: stack}
@@ -275,7 +281,7 @@ func (c *kustCheck) kustomization(ctx context.Context, k *types.Kustomization) e
 		c.lint.customSchema = true
 	}
 	for _, p := range k.PatchesStrategicMerge {
-		if isInline(string(p)) {
+		if _, ok := inlineObjects(c.name, string(p)); ok {
 			continue
 		}
 		if _, err := c.ref("patchesStrategicMerge", string(p), refFile); err != nil {
@@ -377,12 +383,8 @@ func (c *kustCheck) generatorSources(field string, s types.KvPairSources) error 
 // plugin checks an entry of generators, transformers or validators: an inline
 // plugin configuration, a file of them, or a kustomization that lists them.
 func (c *kustCheck) plugin(ctx context.Context, field, entry string) error {
-	if isInline(entry) {
-		d, err := decodeObjects(c.name+": "+field, []byte(entry))
-		if err != nil {
-			return err
-		}
-		for _, obj := range d.objects {
+	if objs, ok := inlineObjects(c.name, entry); ok {
+		for _, obj := range objs {
 			if err := c.pluginConfig(field, "", obj.Object, c.dir); err != nil {
 				return err
 			}
@@ -476,7 +478,7 @@ func (c *kustCheck) pluginConfig(field, ref string, obj map[string]any, base str
 		paths = strs("path")
 	case "PatchStrategicMergeTransformer":
 		for _, p := range strs("paths") {
-			if !isInline(p) {
+			if _, ok := inlineObjects(c.name, p); !ok {
 				paths = append(paths, p)
 			}
 		}
@@ -581,16 +583,20 @@ func redact(ref string) string {
 	return ref
 }
 
-// isInline reports whether a generators/transformers/validators or
-// patchesStrategicMerge entry is YAML content rather than a path, as
-// kustomize decides: a path does not parse to a mapping.
-func isInline(entry string) bool {
-	var v any
-	if err := yaml.Unmarshal([]byte(entry), &v); err != nil {
-		return strings.Contains(entry, "\n")
+// inlineObjects returns the objects of a generators/transformers/validators
+// or patchesStrategicMerge entry that is YAML content rather than a path.
+// kustomize takes an entry for content only if it parses as resources, and
+// for a path otherwise, so an entry that is anything else ("https://x: y"
+// parses as a mapping) is checked as a path.
+func inlineObjects(name, entry string) ([]*unstructured.Unstructured, bool) {
+	if !strings.ContainsAny(entry, ":\n") {
+		return nil, false
 	}
-	_, isMap := v.(map[string]any)
-	return isMap
+	d, err := decodeObjects(name, []byte(entry))
+	if err != nil || d.foreign > 0 || len(d.objects) == 0 {
+		return nil, false
+	}
+	return d.objects, true
 }
 
 func isDir(real string) bool {

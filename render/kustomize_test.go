@@ -47,7 +47,7 @@ func TestKustomizeDeprecationWarnings(t *testing.T) {
 	}
 	joined := strings.Join(res.Warnings, "\n")
 	for _, want := range []string{"'bases' is deprecated", "'commonLabels' is deprecated", "'patchesStrategicMerge' is deprecated", "'patchesJson6902' is deprecated"} {
-		if !strings.Contains(joined, "overlays/staging/kustomization.yaml: # Warning: "+want) {
+		if !strings.Contains(joined, "overlays/staging/kustomization.yaml: "+want) {
 			t.Errorf("no warning %q naming the file in:\n%s", want, joined)
 		}
 	}
@@ -233,6 +233,16 @@ func TestKustomizeRefusals(t *testing.T) {
 			name:  "URL in patchesStrategicMerge",
 			files: map[string]string{"app/kustomization.yaml": "resources: [cm.yaml]\npatchesStrategicMerge:\n- " + url + "\n", "app/cm.yaml": cm},
 			want:  []string{"app/kustomization.yaml", "patchesStrategicMerge", url},
+		},
+		{
+			name:  "URL disguised as an inline patch",
+			files: map[string]string{"app/kustomization.yaml": "resources: [cm.yaml]\npatchesStrategicMerge:\n- \"" + url + ": y\"\n", "app/cm.yaml": cm},
+			want:  []string{"app/kustomization.yaml", "patchesStrategicMerge", url},
+		},
+		{
+			name:  "URL disguised as an inline transformer",
+			files: map[string]string{"app/kustomization.yaml": "resources: [cm.yaml]\ntransformers:\n- \"" + url + ": y\"\n", "app/cm.yaml": cm},
+			want:  []string{"app/kustomization.yaml", "transformers", url},
 		},
 		{
 			name:  "URL in patchesJson6902",

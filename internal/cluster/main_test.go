@@ -1,0 +1,33 @@
+package cluster
+
+import (
+	"os"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+)
+
+// env is the package's real control plane; each test takes a fresh
+// namespace with env.Namespace(t).
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+
+// newClient returns a Client for the test control plane, with its own
+// discovery cache so tests do not share one.
+func newClient(t *testing.T, opts Options) *Client {
+	t.Helper()
+	env.Require(t)
+	flags := genericclioptions.NewConfigFlags(true)
+	kubeconfig := env.Kubeconfig
+	cacheDir := t.TempDir()
+	flags.KubeConfig = &kubeconfig
+	flags.CacheDir = &cacheDir
+	c, err := New(flags, opts)
+	if err != nil {
+		t.Fatalf("cluster.New: %v", err)
+	}
+	return c
+}
