@@ -63,7 +63,9 @@ func RefOf(obj *unstructured.Unstructured) ObjectRef {
 }
 
 // GroupKind is the ref's group and kind.
-func (r ObjectRef) GroupKind() schema.GroupKind { return schema.GroupKind{Group: r.Group, Kind: r.Kind} }
+func (r ObjectRef) GroupKind() schema.GroupKind {
+	return schema.GroupKind{Group: r.Group, Kind: r.Kind}
+}
 
 // Key identifies the object regardless of version.
 func (r ObjectRef) Key() string {
