@@ -19,15 +19,15 @@ import (
 
 // The render benchmarks measure render.Path against its peer in the same
 // run: krusty as `kubectl kustomize` runs it (on-disk filesystem, default
-// options, output as YAML). Each iteration renders every overlay of the
-// tree with both, alternating which goes first, so machine noise lands on
-// both alike. The figures to read are the per-tree metrics and their ratios,
-// not ns/op (which covers both): wall time, and the process's CPU time
-// (garbage collection included), which other load on a shared machine
-// disturbs far less. The file is unix-only for getrusage. hack/bench-render.sh runs them with the process-level
-// comparison and writes docs/benchmarks.md.
+// options, output as YAML). Each iteration renders every overlay of the tree
+// with both, alternating which goes first, so machine noise lands on both
+// alike. Read the per-tree metrics and their ratios, not ns/op (which covers
+// both): wall time, and the process's CPU time (garbage collection
+// included), which other load on a shared machine disturbs far less. The
+// file is unix-only for getrusage. hack/bench-render.sh runs them next to
+// the process-level comparison and writes docs/benchmarks.md.
 //
-//	go test ./render -run '^$' -bench Render -benchtime 5x
+//	go test ./render -run '^$' -bench Render -benchtime 2x
 
 // BenchmarkRenderTree renders 200 small apps (20 objects each), one by one.
 func BenchmarkRenderTree(b *testing.B) {
