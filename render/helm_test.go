@@ -1,6 +1,8 @@
 package render
 
 import (
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
@@ -193,34 +195,10 @@ func TestHelmValuesNotMutated(t *testing.T) {
 	}
 }
 
-// helmBinary finds the helm binary that hack/test-assets.sh builds, or one
-// on PATH. Without one the comparison is skipped, except in CI.
-func helmBinary(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		if p := filepath.Join(dir, "helm"); isExecutable(p) {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("helm"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no helm binary in $KUBEBUILDER_ASSETS or on PATH; run hack/test-assets.sh")
-	}
-	t.Skip("no helm binary in $KUBEBUILDER_ASSETS or on PATH; run hack/test-assets.sh")
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
 // TestHelmEqualsHelmTemplate renders the fixture with the real helm binary
 // and with Helm, and requires the same non-hook objects in the same order.
 func TestHelmEqualsHelmTemplate(t *testing.T) {
-	helm := helmBinary(t)
+	helm := testenv.Tool(t, "helm")
 	for _, tc := range helmCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			root, chartDir := helmFixture(t)

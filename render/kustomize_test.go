@@ -1,6 +1,8 @@
 package render
 
 import (
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+
 	"bytes"
 	"context"
 	"errors"
@@ -8,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -53,30 +54,10 @@ func TestKustomizeDeprecationWarnings(t *testing.T) {
 	}
 }
 
-// kubectlPath finds the kubectl to compare with: the test assets' first,
-// then PATH.
-func kubectlPath(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		p := filepath.Join(dir, "kubectl")
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("kubectl"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("kubectl not found in $KUBEBUILDER_ASSETS or on PATH; run hack/test-assets.sh")
-	}
-	t.Skip("kubectl not found in $KUBEBUILDER_ASSETS or on PATH")
-	return ""
-}
-
 // TestKustomizeMatchesKubectl checks that Kustomize builds what
 // `kubectl kustomize` builds, object for object and in the same order.
 func TestKustomizeMatchesKubectl(t *testing.T) {
-	kubectl := kubectlPath(t)
+	kubectl := testenv.Tool(t, "kubectl")
 	for _, f := range kustomizeFixtures {
 		t.Run(f.name, func(t *testing.T) {
 			dir := filepath.Join(kustomizeRoot, f.dir)
