@@ -3,7 +3,7 @@ package render
 import (
 	"bytes"
 	"context"
-	"flag"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +14,6 @@ import (
 )
 
 // update rewrites the golden files: go test ./render -run X -update
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // writeTree writes files (path → content) under a new temporary root and
 // returns the root. Content "->target" makes a symlink to target instead.
@@ -65,21 +64,9 @@ func objectsYAML(objs []*unstructured.Unstructured) ([]byte, error) {
 }
 
 // assertGolden compares got with the golden file, or rewrites it with -update.
-func assertGolden(t *testing.T, golden string, got []byte) {
+func assertGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("output differs from %s (run with -update to accept):\n--- got\n%s\n--- want\n%s", golden, got, want)
-	}
+	golden.Assert(t, path, got)
 }
 
 // ids lists "kind/namespace/name" of objects, in order.

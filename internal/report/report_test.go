@@ -5,8 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,8 +15,6 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 // objs parses a multi-document YAML stream.
 func objs(t *testing.T, stream string) []*unstructured.Unstructured {
@@ -124,27 +121,14 @@ func TestWriteGolden(t *testing.T) {
 			if err := Write(&buf, tt.cs, tt.opts); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name, buf.Bytes())
+			assertGolden(t, tt.name, buf.Bytes())
 		})
 	}
 }
 
-func golden(t *testing.T, name string, got []byte) {
+func assertGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (run go test -update if intended)\n--- got:\n%s\n--- want:\n%s", path, got, want)
-	}
+	golden.Assert(t, filepath.Join("testdata", name+".golden"), got)
 }
 
 func TestWriteDeterministic(t *testing.T) {
