@@ -114,10 +114,20 @@ func Run(m *testing.M, env **Env) int {
 	}
 	*env = e
 	code := m.Run()
-	if err := e.stop(); err != nil {
+	if err := e.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping the control plane: %v\n", err)
 	}
 	return code
+}
+
+// Start starts a control plane outside of a test (for the demo and the
+// benchmarks); Stop it when done.
+func Start() (*Env, error) {
+	dir := AssetsDir()
+	if dir == "" {
+		return nil, fmt.Errorf("kube-apiserver and etcd not found: run hack/test-assets.sh and set KUBEBUILDER_ASSETS")
+	}
+	return start(dir)
 }
 
 func start(dir string) (*Env, error) {
@@ -166,7 +176,8 @@ func start(dir string) (*Env, error) {
 	return e, nil
 }
 
-func (e *Env) stop() error {
+// Stop stops the control plane and removes its kubeconfig.
+func (e *Env) Stop() error {
 	os.Remove(e.Kubeconfig)
 	return e.env.Stop()
 }
