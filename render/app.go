@@ -22,6 +22,13 @@ import (
 // folder of its checkout. Only the engine fetches; manifests never do.
 type FetchFunc func(ctx context.Context, url, ref string) (dir string, err error)
 
+// ChartFetchFunc fetches a chart from a chart repository (repo, an http(s)
+// URL, and chart, its name there) or an OCI registry (repo empty, chart an
+// oci:// reference) at version, an exact version or a semver range, and
+// returns the folder of the unpacked chart. Only the engine fetches charts;
+// a chart's own dependencies are never downloaded.
+type ChartFetchFunc func(ctx context.Context, repo, chart, version string) (dir string, err error)
+
 // AppOptions configure the render of an app of gitops.yaml.
 type AppOptions struct {
 	// Root confines reads for apps in this repository (default: the
@@ -32,6 +39,9 @@ type AppOptions struct {
 	Namespace string
 	// Fetch gets the app's Git source; required for apps that have one.
 	Fetch FetchFunc
+	// FetchChart gets the chart of a Helm app from a chart repository or
+	// an OCI registry; required for apps with such a chart.
+	FetchChart ChartFetchFunc
 	// Limits bound the input; zero fields take the defaults.
 	Limits Limits
 }
@@ -65,7 +75,7 @@ func App(ctx context.Context, repo *config.Repository, app config.App, opts AppO
 		err error
 	)
 	if app.Helm != nil {
-		res, err = renderAppChart(ctx, app, base, ropts)
+		res, err = renderAppChart(ctx, app, base, ropts, opts.FetchChart)
 	} else {
 		res, err = Path(ctx, filepath.Join(base, appPath(app)), ropts)
 	}
@@ -92,31 +102,87 @@ func appPath(app config.App) string {
 	return app.Path
 }
 
-// renderAppChart renders an app's chart folder. The chart and its values
-// files are paths in base: the repository, or the app's Git source.
-func renderAppChart(ctx context.Context, app config.App, base string, opts Options) (*Result, error) {
-	h := app.Helm
-	if h.Repo != "" || strings.Contains(h.Chart, "://") {
-		return nil, fmt.Errorf("chart %s comes from a chart repository or registry; render reads chart folders only: vendor the chart into the repository (helm pull --untar) and set helm.chart to its folder", h.Chart)
+// renderAppChart renders an app's chart: a folder in base (the repository,
+// or the app's Git source), or a chart fetched from a chart repository or
+// an OCI registry with AppOptions.FetchChart. Values files are paths in base
+// either way.
+func renderAppChart(ctx context.Context, app config.App, base string, opts Options, fetch ChartFetchFunc) (*Result, error) {
+	src, err := locateAppChart(ctx, app, base, opts, fetch)
+	if err != nil {
+		return nil, err
 	}
-	chart := h.Chart
-	if chart == "" {
-		chart = appPath(app)
-	}
-	release := h.ReleaseName
-	if release == "" {
-		release = app.Name
-	}
-	opts.Helm = HelmOptions{ReleaseName: release, Values: h.Values}
-	for _, f := range h.ValuesFiles {
-		opts.Helm.ValuesFiles = append(opts.Helm.ValuesFiles, filepath.Join(base, f))
-	}
-	res, err := Helm(ctx, filepath.Join(base, chart), opts)
+	opts.Root = src.root
+	opts.Helm = HelmOptions{ReleaseName: src.release, Values: src.values}
+	res, err := Helm(ctx, src.dir, opts)
 	if err != nil {
 		return nil, err
 	}
 	DefaultNamespace(res.Objects, opts.Namespace)
 	return res, nil
+}
+
+// appChart is where a Helm app's chart is and what values it gets.
+type appChart struct {
+	dir     string         // the chart folder
+	root    string         // the folder reads of the chart are confined to
+	release string         // the release name
+	values  map[string]any // the values files, then the in-line values, merged
+}
+
+// locateAppChart finds an app's chart folder, fetching a remote chart, and
+// reads its values files through a jail rooted at opts.Root. A local chart
+// is read through the same jail; a fetched chart through one rooted at its
+// own folder in the cache.
+func locateAppChart(ctx context.Context, app config.App, base string, opts Options, fetch ChartFetchFunc) (*appChart, error) {
+	h := app.Helm
+	out := &appChart{release: h.ReleaseName}
+	if out.release == "" {
+		out.release = app.Name
+	}
+	if h.Remote() {
+		if fetch == nil {
+			return nil, fmt.Errorf("chart %s comes from a chart repository or registry but no chart fetcher was given", chartDisplay(h))
+		}
+		dir, err := fetch(ctx, h.Repo, h.Chart, h.Version)
+		if err != nil {
+			return nil, fmt.Errorf("fetching chart %s: %w", chartDisplay(h), err)
+		}
+		out.dir, out.root = dir, dir
+	} else {
+		chart := h.Chart
+		if chart == "" {
+			chart = appPath(app)
+		}
+		out.dir, out.root = filepath.Join(base, chart), opts.Root
+	}
+	hopts := HelmOptions{Values: h.Values}
+	for _, f := range h.ValuesFiles {
+		hopts.ValuesFiles = append(hopts.ValuesFiles, filepath.Join(base, f))
+	}
+	root := opts.Root
+	if root == "" {
+		root = base
+	}
+	j, err := newJail(root, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if out.values, err = helmValues(j, hopts); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// chartDisplay names a Helm app's chart for messages.
+func chartDisplay(h *config.Helm) string {
+	s := h.Chart
+	if h.Repo != "" {
+		s = strings.TrimSuffix(h.Repo, "/") + "/" + h.Chart
+	}
+	if h.Version != "" {
+		s += " " + h.Version
+	}
+	return s
 }
 
 // customize applies in-line patches and image overrides with kustomize's own
@@ -172,13 +238,9 @@ func customize(objs []*unstructured.Unstructured, patches []config.Patch, images
 	if err != nil {
 		return nil, fmt.Errorf("applying patches and images: %w", err)
 	}
-	out, err := resMap.AsYaml()
+	d, err := resMapObjects(resMap)
 	if err != nil {
 		return nil, fmt.Errorf("applying patches and images: %w", err)
-	}
-	d, err := decodeObjects("patched objects", out)
-	if err != nil {
-		return nil, err
 	}
 	return d.objects, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -49,7 +50,7 @@ func decodeObjects(name string, data []byte) (decoded, error) {
 			continue
 		}
 		var content map[string]any
-		if err := yaml.Unmarshal(jsonData, &content); err != nil {
+		if err := utiljson.Unmarshal(jsonData, &content); err != nil {
 			// A scalar or a sequence at the top: not a Kubernetes object.
 			out.foreign++
 			continue

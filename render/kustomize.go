@@ -13,7 +13,9 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
 )
@@ -104,11 +106,7 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if n := resMap.Size(); n > j.limits.MaxObjects {
 		return nil, fmt.Errorf("kustomize build of %s: %d objects, more than the %d one render may produce; split the app or raise the limit: %w", name, n, j.limits.MaxObjects, ErrUnsafe)
 	}
-	out, err := resMap.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build of %s: %w", name, err)
-	}
-	d, err := decodeObjects(name, out)
+	d, err := resMapObjects(resMap)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build of %s: %w", name, err)
 	}
@@ -609,4 +607,28 @@ func optional(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// resMapObjects converts a kustomize build's resources to objects through
+// JSON, which is several times cheaper than writing the whole set out as YAML
+// and parsing it back.
+func resMapObjects(resMap resmap.ResMap) (decoded, error) {
+	var out decoded
+	for _, r := range resMap.Resources() {
+		data, err := r.MarshalJSON()
+		if err != nil {
+			return out, fmt.Errorf("encoding %s: %w", r.CurId(), err)
+		}
+		var content map[string]any
+		if err := utiljson.Unmarshal(data, &content); err != nil {
+			return out, fmt.Errorf("decoding %s: %w", r.CurId(), err)
+		}
+		objs, foreign, err := objectsOf(content, 0)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		out.objects = append(out.objects, objs...)
+		out.foreign += foreign
+	}
+	return out, nil
 }
