@@ -1,20 +1,29 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 )
 
-// DiffOptions compares what two paths or apps render to.
+// DiffOptions previews what applying a path or app would change in the
+// cluster (one argument), or compares what two paths or apps render to (two).
 type DiffOptions struct {
 	*Flags
 	genericiooptions.IOStreams
@@ -27,23 +36,34 @@ type DiffOptions struct {
 	format report.Format
 	color  bool
 	before string
-	after  string
+	after  string // empty for a live diff
 }
 
-// NewCmdDiff builds `kubectl gitops diff A B`.
+// NewCmdDiff builds `kubectl gitops diff PATH|APP` and `kubectl gitops diff A B`.
 func NewCmdDiff(flags *Flags, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &DiffOptions{Flags: flags, IOStreams: streams}
 	cmd := &cobra.Command{
-		Use:   "diff A B",
-		Short: "Show what changes between two files, folders or apps",
-		Long: `Render A and B (files, folders of plain YAML, Kustomize overlays, Helm charts
-or apps of gitops.yaml) and compare them object by object, matched by group,
-kind, namespace and name. Secret values are masked.
+		Use:   "diff (PATH|APP | A B)",
+		Short: "Show what applying a path or app would change in the cluster, or what changes between two",
+		Long: `With one argument, render PATH or APP and preview what applying it would change
+in the cluster: each object is server-side applied as a dry run (nothing is
+persisted), compared with the live object, and the objects of the app's
+inventory that are no longer rendered show as deleted. Objects that exist but
+are not managed by kubectl-gitops show only that ownership would be taken, never
+their content. Field-manager conflicts are reported as errors, not forced.
 
-Exit status: 0 no differences, 1 differences, 2 or more an error.`,
-		Example: `  kubectl gitops diff ./overlays/staging ./overlays/prod
-  kubectl gitops diff old.yaml new.yaml -o markdown`,
-		Args: cobra.ExactArgs(2),
+With two arguments, render A and B (files, folders of plain YAML, Kustomize
+overlays, Helm charts or apps of gitops.yaml) and compare them offline, object
+by object, matched by group, kind, namespace and name.
+
+Secret values are masked in every output.
+
+Exit status: 0 no differences, 1 differences, 2 or more an error (an object
+that could not be compared is an error even when others changed).`,
+		Example: `  kubectl gitops diff ./overlays/prod --context prod
+  kubectl gitops diff podinfo -o markdown
+  kubectl gitops diff ./overlays/staging ./overlays/prod`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
 				return err
@@ -63,7 +83,10 @@ Exit status: 0 no differences, 1 differences, 2 or more an error.`,
 
 // Complete takes the arguments and decides on colour.
 func (o *DiffOptions) Complete(args []string) error {
-	o.before, o.after = args[0], args[1]
+	o.before = args[0]
+	if len(args) == 2 {
+		o.after = args[1]
+	}
 	format, err := report.ParseFormat(o.Output)
 	if err != nil {
 		return err
@@ -88,9 +111,11 @@ func (o *DiffOptions) Validate() error {
 	return fmt.Errorf("unknown --color %q: use auto, always or never", o.Color)
 }
 
-// Run renders both sides, diffs and reports. Changes end the command with
-// ExitChanges.
+// Run diffs and reports. Changes end the command with ExitChanges.
 func (o *DiffOptions) Run(ctx context.Context) error {
+	if o.after == "" {
+		return o.runLive(ctx)
+	}
 	before, err := o.renderSide(ctx, o.before)
 	if err != nil {
 		return err
@@ -99,10 +124,7 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cs, err := diff.Objects(before, after, diff.Options{
-		ShowSecrets:       o.ShowSecrets,
-		ShowManagedFields: o.ShowManagedFields,
-	})
+	cs, err := diff.Objects(before, after, o.diffOptions())
 	if err != nil {
 		return err
 	}
@@ -127,4 +149,161 @@ func (o *DiffOptions) renderSide(ctx context.Context, arg string) ([]*unstructur
 	}
 	printWarnings(o.ErrOut, res)
 	return res.Objects, nil
+}
+
+func (o *DiffOptions) diffOptions() diff.Options {
+	return diff.Options{ShowSecrets: o.ShowSecrets, ShowManagedFields: o.ShowManagedFields}
+}
+
+// liveJob is one rendered set and the inventory it is diffed against.
+type liveJob struct {
+	objs []*unstructured.Unstructured
+	inv  cluster.InventoryRef
+}
+
+// runLive renders the target, dry-runs it against the cluster and reports.
+// Objects that could not be compared are listed on stderr after the report
+// of the others, and make the exit status ExitError.
+func (o *DiffOptions) runLive(ctx context.Context) error {
+	t, err := o.resolveTarget(o.before)
+	if err != nil {
+		return err
+	}
+	jobs, err := o.liveJobs(ctx, t)
+	if err != nil {
+		return err
+	}
+	// An app's cluster is a kubeconfig context; --context wins.
+	ctxName, err := o.appContext(t)
+	if err != nil {
+		return err
+	}
+	if ctxName != "" {
+		o.Kube.Context = &ctxName
+	}
+	client, err := cluster.New(o.Kube, cluster.Options{})
+	if err != nil {
+		return err
+	}
+	// Helm apps (t.app.Helm) are diffed as their rendered objects for now;
+	// a Helm-release diff is the Helm release work's to add here.
+	cs := &diff.ChangeSet{}
+	var errs []error
+	for _, job := range jobs {
+		part, err := client.Diff(ctx, job.objs, job.inv, o.diffOptions())
+		var unreachable *cluster.UnreachableError
+		if errors.As(err, &unreachable) {
+			return unreachable
+		}
+		if part != nil {
+			cs.Changes = append(cs.Changes, part.Changes...)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(jobs) > 1 {
+		slices.SortStableFunc(cs.Changes, func(a, b diff.Change) int {
+			return cmp.Or(cmp.Compare(a.Ref.Group, b.Ref.Group), cmp.Compare(a.Ref.Kind, b.Ref.Kind),
+				cmp.Compare(a.Ref.Namespace, b.Ref.Namespace), cmp.Compare(a.Ref.Name, b.Ref.Name))
+		})
+	}
+	if err := report.Write(o.Out, cs, report.Options{Format: o.format, Color: o.color}); err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		lines := flatten(errors.Join(errs...))
+		fmt.Fprintf(o.ErrOut, "error: the diff is incomplete (%d problems); the report above leaves these out:\n", len(lines))
+		for _, e := range lines {
+			fmt.Fprintf(o.ErrOut, "  %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
+		}
+		return &ExitCodeError{Code: ExitError}
+	}
+	if cs.HasChanges() {
+		return &ExitCodeError{Code: ExitChanges}
+	}
+	return nil
+}
+
+// liveJobs renders the target: one job for a path or an app, one per app
+// for a whole repository, each against its app's inventory.
+func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error) {
+	if !t.all {
+		res, err := o.render(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", t.arg, err)
+		}
+		printWarnings(o.ErrOut, res)
+		return []liveJob{{objs: res.Objects, inv: o.inventory(t.app)}}, nil
+	}
+	jobs := make([]liveJob, 0, len(t.repo.Apps))
+	for i := range t.repo.Apps {
+		app := &t.repo.Apps[i]
+		one := *t
+		one.all, one.app = false, app
+		if app.Source == nil {
+			one.path = filepath.Join(t.repo.Dir, app.Path)
+		}
+		res, err := o.render(ctx, &one)
+		if err != nil {
+			return nil, fmt.Errorf("rendering app %s: %w", app.Name, err)
+		}
+		printWarnings(o.ErrOut, res)
+		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventory(app)})
+	}
+	return jobs, nil
+}
+
+// inventory names the inventory an app's objects are diffed against, in the
+// namespace its objects default to: -n, else the app's, else "default".
+// A path that is no app has none: nothing is pruned, nothing labelled.
+func (o *DiffOptions) inventory(app *config.App) cluster.InventoryRef {
+	if app == nil {
+		return cluster.InventoryRef{}
+	}
+	ns := app.Namespace
+	if o.Kube.Namespace != nil && *o.Kube.Namespace != "" {
+		ns = *o.Kube.Namespace
+	}
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return cluster.InventoryRef{App: app.Name, Namespace: ns}
+}
+
+// appContext is the kubeconfig context the target's apps name (their
+// cluster) when --context is not given; "" for the current context.
+func (o *DiffOptions) appContext(t *target) (string, error) {
+	if o.Kube.Context != nil && *o.Kube.Context != "" {
+		return "", nil
+	}
+	if t.app != nil {
+		return t.app.Cluster, nil
+	}
+	if !t.all {
+		return "", nil
+	}
+	name := ""
+	for _, app := range t.repo.Apps {
+		if app.Cluster == "" {
+			continue
+		}
+		if name != "" && app.Cluster != name {
+			return "", fmt.Errorf("the apps of %s live in different clusters (%s, %s): diff one app at a time, or pass --context", t.repo.File, name, app.Cluster)
+		}
+		name = app.Cluster
+	}
+	return name, nil
+}
+
+// flatten lists the leaves of joined errors.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }

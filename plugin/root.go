@@ -36,7 +36,10 @@ type Flags struct {
 
 // NewCmdGitops builds the `kubectl gitops` command tree.
 func NewCmdGitops(streams genericiooptions.IOStreams) *cobra.Command {
-	flags := &Flags{Kube: genericclioptions.NewConfigFlags(true)}
+	// kubectl's discovery limits (cmd.go in k8s.io/kubectl): a cold cache
+	// fetches every group-version in one burst, then at 50 QPS rather than
+	// client-go's default 5.
+	flags := &Flags{Kube: genericclioptions.NewConfigFlags(true).WithDiscoveryBurst(300).WithDiscoveryQPS(50)}
 	cmd := &cobra.Command{
 		Use:   "kubectl-gitops",
 		Short: "Render, diff and apply the manifests of a Git tree",
@@ -61,6 +64,7 @@ applies them.`,
 	cmd.AddCommand(
 		NewCmdRender(flags, streams),
 		NewCmdDiff(flags, streams),
+		NewCmdApply(flags, streams),
 		NewCmdVersion(streams),
 	)
 	return cmd

@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+)
+
+// Order sorts apps so that each comes after the apps it depends on; apps
+// free to go in any order keep their order in gitops.yaml. Dependencies on
+// apps not in the list, and cycles, are errors (config's Validate reports
+// them with line numbers first).
+func Order(apps []config.App) ([]config.App, error) {
+	index := make(map[string]int, len(apps))
+	for i, a := range apps {
+		index[a.Name] = i
+	}
+	waiting := make([]int, len(apps)) // dependencies not yet placed
+	dependants := make([][]int, len(apps))
+	for i, a := range apps {
+		for _, dep := range a.DependsOn {
+			j, ok := index[dep]
+			if !ok {
+				return nil, fmt.Errorf("app %s depends on %s, which is not an app of the repository", a.Name, dep)
+			}
+			waiting[i]++
+			dependants[j] = append(dependants[j], i)
+		}
+	}
+	placed := make([]bool, len(apps))
+	out := make([]config.App, 0, len(apps))
+	for len(out) < len(apps) {
+		next := -1
+		for i := range apps {
+			if !placed[i] && waiting[i] == 0 {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			var stuck []string
+			for i, a := range apps {
+				if !placed[i] {
+					stuck = append(stuck, a.Name)
+				}
+			}
+			return nil, fmt.Errorf("apps %s depend on each other in a cycle; remove one of their dependsOn entries", strings.Join(stuck, ", "))
+		}
+		placed[next] = true
+		out = append(out, apps[next])
+		for _, d := range dependants[next] {
+			waiting[d]--
+		}
+	}
+	return out, nil
+}
+
+// BlockedBy returns the first of app's dependencies in failed, or "".
+// A dependant of a failed app is not applied.
+func BlockedBy(app config.App, failed map[string]bool) string {
+	for _, dep := range app.DependsOn {
+		if failed[dep] {
+			return dep
+		}
+	}
+	return ""
+}

@@ -1,0 +1,383 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+)
+
+// ApplyOptions apply a path or the apps of gitops.yaml to the cluster.
+type ApplyOptions struct {
+	*Flags
+	genericiooptions.IOStreams
+
+	Prune           bool
+	PruneAllowEmpty bool
+	PruneConfirm    bool
+	DryRun          bool
+	ForceConflicts  bool
+	Force           bool
+	Wait            bool
+	Timeout         time.Duration
+	Revision        string
+	Name            string
+	Concurrency     int
+
+	arg        string
+	pruneGiven bool
+}
+
+// NewCmdApply builds `kubectl gitops apply PATH|APP`.
+func NewCmdApply(flags *Flags, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ApplyOptions{Flags: flags, IOStreams: streams}
+	cmd := &cobra.Command{
+		Use:   "apply PATH|APP",
+		Short: "Server-side apply the rendered objects, with inventory, prune and wait",
+		Long: `Render a path or an app of gitops.yaml and server-side apply it with field
+manager kubectl-gitops: Namespaces and CustomResourceDefinitions first (until
+they are served), then everything else. Each app keeps an ApplySet inventory,
+the Secret gitops-<app> in its namespace, recording what it applied and the Git
+revision; --prune (or the app's prune: true) deletes what left the set, but
+only after every object applied, never for an empty render, and Namespaces,
+CRDs and PersistentVolumes only with --prune-confirm. The repository's folder
+applies every app in dependsOn order; the dependants of a failed app are not
+applied.
+
+Exit status: 0 applied (and healthy with --wait), 2 or more an error.`,
+		Example: `  kubectl gitops apply web --prune --wait
+  kubectl gitops apply . --dry-run
+  kubectl gitops apply ./manifests --name demo -n demo`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.pruneGiven = cmd.Flags().Changed("prune")
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Prune, "prune", false, "delete objects of the inventory that left the set (default: the app's prune setting)")
+	f.BoolVar(&o.PruneAllowEmpty, "prune-allow-empty", false, "let an empty render prune every object of the inventory")
+	f.BoolVar(&o.PruneConfirm, "prune-confirm", false, "let prune delete Namespaces, CustomResourceDefinitions and PersistentVolumes")
+	f.BoolVar(&o.DryRun, "dry-run", false, "server-side dry run: validate everything, persist nothing, leave the inventory alone")
+	f.BoolVar(&o.ForceConflicts, "force-conflicts", false, "take over fields that other field managers own")
+	f.BoolVar(&o.Force, "force", false, "delete and recreate objects whose change touches an immutable field")
+	f.BoolVar(&o.Wait, "wait", false, "wait until every applied object is Current (kstatus)")
+	f.DurationVar(&o.Timeout, "timeout", 0, "how long --wait waits (default: the app's wait.timeout, else 5m)")
+	f.StringVar(&o.Revision, "revision", "", "revision to record on the inventory (default: the Git commit of the tree)")
+	f.StringVar(&o.Name, "name", "", "inventory name for a path that is no app of gitops.yaml (without it such a path has no inventory and cannot prune)")
+	f.IntVar(&o.Concurrency, "concurrency", cluster.DefaultConcurrency, "requests in flight at once")
+	return cmd
+}
+
+// Complete takes the argument.
+func (o *ApplyOptions) Complete(args []string) error {
+	o.arg = args[0]
+	return nil
+}
+
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// Validate checks the flags.
+func (o *ApplyOptions) Validate() error {
+	if o.Name != "" && (!dnsLabel.MatchString(o.Name) || len(o.Name) > 56) {
+		return fmt.Errorf("--name %q must be a DNS label of at most 56 characters (lower case letters, digits and '-')", o.Name)
+	}
+	if o.Timeout < 0 {
+		return errors.New("--timeout must not be negative")
+	}
+	if o.Concurrency < 1 {
+		return errors.New("--concurrency must be at least 1")
+	}
+	return nil
+}
+
+// applyJob is one set to apply: an app, or a path.
+type applyJob struct {
+	app *config.App // nil for a path
+	t   *target
+}
+
+func (j applyJob) name() string {
+	if j.app != nil {
+		return "app " + j.app.Name
+	}
+	return j.t.arg
+}
+
+// Run applies the target: one app or path, or every app in dependency
+// order. Failures are printed as they happen; the exit status is ExitError
+// when any set failed.
+func (o *ApplyOptions) Run(ctx context.Context) error {
+	t, err := o.resolveTarget(o.arg)
+	if err != nil {
+		return err
+	}
+	var jobs []applyJob
+	if t.all {
+		apps, err := cluster.Order(t.repo.Apps)
+		if err != nil {
+			return err
+		}
+		for i := range apps {
+			one := *t
+			one.all, one.app = false, &apps[i]
+			if apps[i].Source == nil {
+				one.path = filepath.Join(t.repo.Dir, apps[i].Path)
+			}
+			jobs = append(jobs, applyJob{app: &apps[i], t: &one})
+		}
+	} else {
+		jobs = []applyJob{{app: t.app, t: t}}
+	}
+	if err := o.useAppContext(jobs); err != nil {
+		return err
+	}
+	client, err := cluster.New(o.Kube, cluster.Options{Concurrency: o.Concurrency})
+	if err != nil {
+		return err
+	}
+
+	failed := map[string]bool{}
+	var problems int
+	for _, job := range jobs {
+		if job.app != nil {
+			if dep := cluster.BlockedBy(*job.app, failed); dep != "" {
+				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", job.app.Name, dep)
+				failed[job.app.Name] = true
+				problems++
+				continue
+			}
+		}
+		if err := o.applyOne(ctx, client, job, t.all); err != nil {
+			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", job.name(), strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			if job.app != nil {
+				failed[job.app.Name] = true
+			}
+			problems++
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	if problems > 0 {
+		return &ExitCodeError{Code: ExitError}
+	}
+	return nil
+}
+
+// applyOne renders and applies one app or path and prints its summary.
+func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job applyJob, all bool) error {
+	if job.app != nil && job.app.Helm != nil {
+		return o.applyHelmApp(ctx, client, job)
+	}
+	res, err := o.render(ctx, job.t)
+	if err != nil {
+		return fmt.Errorf("rendering failed, nothing was applied or pruned: %w", err)
+	}
+	printWarnings(o.ErrOut, res)
+
+	ref, err := o.inventoryRef(job)
+	if err != nil {
+		return err
+	}
+	if job.app != nil && !all {
+		o.warnUnappliedDependencies(ctx, client, job)
+	}
+	opts := cluster.ApplyOptions{
+		Inventory:       ref,
+		Revision:        o.revision(ctx, job.t),
+		Prune:           o.prune(job.app),
+		PruneAllowEmpty: o.PruneAllowEmpty,
+		PruneConfirm:    o.PruneConfirm,
+		DryRun:          o.DryRun,
+		ForceConflicts:  o.ForceConflicts,
+		Force:           o.Force,
+		Progress: func(r cluster.ObjectResult) {
+			for _, w := range r.Warnings {
+				fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", r.Ref.KubectlName(), w)
+			}
+			fmt.Fprintln(o.ErrOut, r.Line())
+		},
+	}
+	if o.Wait {
+		opts.Wait = &cluster.WaitOptions{Timeout: o.timeout(job.app), Progress: func(s cluster.ObjectStatus) {
+			if s.Status != "Current" {
+				fmt.Fprintln(o.ErrOut, s.String())
+			}
+		}}
+	}
+	result, err := client.Apply(ctx, res.Objects, opts)
+	o.summarize(job, ref, opts, result)
+	return err
+}
+
+// applyHelmApp is where an app that is a Helm release is installed or
+// upgraded as one (the Helm release work wires cluster.HelmApply here).
+func (o *ApplyOptions) applyHelmApp(_ context.Context, _ *cluster.Client, job applyJob) error {
+	return fmt.Errorf("app %s is a Helm release, and applying Helm releases is not available in this build yet; apply its other apps one by one", job.app.Name)
+}
+
+// summarize prints what happened to stdout: one line per set.
+func (o *ApplyOptions) summarize(job applyJob, ref cluster.InventoryRef, opts cluster.ApplyOptions, res *cluster.ApplyResult) {
+	if res == nil {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", job.name(), res.Summary())
+	if len(res.Wait) > 0 {
+		current := 0
+		for _, s := range res.Wait {
+			if s.Status == "Current" {
+				current++
+			}
+		}
+		fmt.Fprintf(&b, "; %d of %d Current", current, len(res.Wait))
+	}
+	switch {
+	case res.DryRun:
+		b.WriteString(" (server dry run)")
+	case res.InventoryWritten:
+		fmt.Fprintf(&b, "; inventory %s/%s", ref.Namespace, ref.Name())
+		if opts.Revision != "" {
+			fmt.Fprintf(&b, " at %s", shortRevision(opts.Revision))
+		}
+	}
+	fmt.Fprintln(o.Out, b.String())
+}
+
+// inventoryRef names the set's inventory and the namespace its namespaced
+// objects default to: -n, else the app's namespace, else (for a path) the
+// kubeconfig's, else "default". A path has an inventory only with --name.
+func (o *ApplyOptions) inventoryRef(job applyJob) (cluster.InventoryRef, error) {
+	ns := ""
+	if o.Kube.Namespace != nil {
+		ns = *o.Kube.Namespace
+	}
+	if ns == "" && job.app != nil {
+		ns = job.app.Namespace
+	}
+	if ns == "" && job.app == nil {
+		if kns, _, err := o.Kube.ToRawKubeConfigLoader().Namespace(); err == nil {
+			ns = kns
+		}
+	}
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	ref := cluster.InventoryRef{Namespace: ns}
+	switch {
+	case job.app != nil:
+		ref.App = job.app.Name
+	case o.Name != "":
+		ref.App = o.Name
+	}
+	return ref, nil
+}
+
+// prune is --prune when given, else the app's setting.
+func (o *ApplyOptions) prune(app *config.App) bool {
+	if o.pruneGiven || app == nil {
+		return o.Prune
+	}
+	return app.Prune
+}
+
+func (o *ApplyOptions) timeout(app *config.App) time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	if app != nil && app.Wait != nil && app.Wait.Timeout.Duration > 0 {
+		return app.Wait.Timeout.Duration
+	}
+	return config.DefaultWaitTimeout
+}
+
+// warnUnappliedDependencies warns about dependencies that were never
+// applied: applying one app does not apply the apps it depends on.
+func (o *ApplyOptions) warnUnappliedDependencies(ctx context.Context, client *cluster.Client, job applyJob) {
+	for _, dep := range job.app.DependsOn {
+		app, ok := job.t.repo.App(dep)
+		if !ok {
+			continue
+		}
+		ref, err := o.inventoryRef(applyJob{app: app, t: job.t})
+		if err != nil {
+			continue
+		}
+		inv, err := client.ReadInventory(ctx, ref)
+		if err == nil && !inv.Exists {
+			fmt.Fprintf(o.ErrOut, "Warning: app %s depends on app %s, which has never been applied (no inventory %s/%s); apply it first: kubectl gitops apply %s\n",
+				job.app.Name, dep, ref.Namespace, ref.Name(), dep)
+		}
+	}
+}
+
+// revision is --revision, else the commit of the Git work tree holding the
+// target, else "".
+func (o *ApplyOptions) revision(ctx context.Context, t *target) string {
+	if o.Revision != "" {
+		return o.Revision
+	}
+	dir := t.path
+	if dir == "" && t.repo != nil {
+		dir = t.repo.Dir
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	if dir == "" {
+		return ""
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// useAppContext switches to the kubeconfig context the apps name as their
+// cluster, unless --context is given. All apps of one run share a cluster.
+func (o *ApplyOptions) useAppContext(jobs []applyJob) error {
+	if o.Kube.Context != nil && *o.Kube.Context != "" {
+		return nil
+	}
+	name := ""
+	for _, j := range jobs {
+		if j.app == nil || j.app.Cluster == "" {
+			continue
+		}
+		if name != "" && j.app.Cluster != name {
+			return fmt.Errorf("the apps live in different clusters (%s, %s): apply one app at a time, or pass --context", name, j.app.Cluster)
+		}
+		name = j.app.Cluster
+	}
+	if name != "" {
+		o.Kube.Context = &name
+	}
+	return nil
+}
+
+func shortRevision(rev string) string {
+	if len(rev) == 40 && !strings.ContainsFunc(rev, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) }) {
+		return rev[:12]
+	}
+	return rev
+}
