@@ -17,6 +17,7 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 )
 
 // ApplyOptions apply a path or the apps of gitops.yaml to the cluster.
@@ -229,10 +230,41 @@ func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job
 	return err
 }
 
-// applyHelmApp is where an app that is a Helm release is installed or
-// upgraded as one (the Helm release work wires cluster.HelmApply here).
-func (o *ApplyOptions) applyHelmApp(_ context.Context, _ *cluster.Client, job applyJob) error {
-	return fmt.Errorf("app %s is a Helm release, and applying Helm releases is not available in this build yet; apply its other apps one by one", job.app.Name)
+// applyHelmApp installs or upgrades an app that is a Helm release, as one:
+// Helm keeps its own record of what it applied (the release), so there is
+// no inventory and no prune; a failed upgrade is rolled back. With
+// --dry-run it only reports what the upgrade would change.
+func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client, job applyJob) error {
+	rel, err := o.helmRelease(ctx, job.t, job.app)
+	if err != nil {
+		return fmt.Errorf("rendering failed, nothing was applied: %w", err)
+	}
+	if o.DryRun {
+		cs, err := helmDiff(ctx, client, rel, diff.Options{})
+		if err != nil {
+			return err
+		}
+		sum := cs.Summary()
+		fmt.Fprintf(o.Out, "%s: Helm release %s/%s: %d created, %d configured, %d deleted, %d unchanged (dry run)\n",
+			job.name(), rel.Namespace, rel.Name, sum.Created, sum.Configured, sum.Deleted, sum.Unchanged)
+		return nil
+	}
+	description := "kubectl-gitops apply"
+	if rev := o.revision(ctx, job.t); rev != "" {
+		description += " at " + shortRevision(rev)
+	}
+	res, err := helmApply(ctx, client, rel, cluster.HelmOptions{
+		ForceConflicts: o.ForceConflicts,
+		Description:    description,
+		Wait:           o.Wait,
+		Timeout:        o.timeout(job.app),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(o.ErrOut, helmResultLine(res))
+	fmt.Fprintf(o.Out, "%s: Helm release %s/%s revision %d %s\n", job.name(), res.Namespace, res.Name, res.Revision, res.Status)
+	return nil
 }
 
 // summarize prints what happened to stdout: one line per set.

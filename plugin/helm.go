@@ -73,15 +73,11 @@ func helmDiff(ctx context.Context, c *cluster.Client, rel *render.HelmRelease, o
 	return c.HelmDiff(ctx, clusterRelease(rel), cluster.HelmDiffOptions{Diff: opts})
 }
 
-// helmApply installs or upgrades a Helm app's release, waiting up to the
-// app's wait timeout; a failed upgrade is rolled back (a failed install
-// uninstalled) and returned as an error. description is recorded on the
-// revision (`helm history`), such as the Git revision applied.
-func helmApply(ctx context.Context, c *cluster.Client, rel *render.HelmRelease, app *config.App, forceConflicts bool, description string) (*cluster.HelmResult, error) {
-	opts := cluster.HelmOptions{ForceConflicts: forceConflicts, Description: description}
-	if app != nil && app.Wait != nil {
-		opts.Timeout = app.Wait.Timeout.Duration
-	}
+// helmApply installs or upgrades a Helm app's release; a failed upgrade is
+// rolled back (a failed install uninstalled) and returned as an error.
+// opts.Description is recorded on the revision (`helm history`), such as the
+// Git revision applied.
+func helmApply(ctx context.Context, c *cluster.Client, rel *render.HelmRelease, opts cluster.HelmOptions) (*cluster.HelmResult, error) {
 	return c.HelmApply(ctx, clusterRelease(rel), opts)
 }
 

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 
@@ -148,18 +147,9 @@ func (f *Flags) render(ctx context.Context, t *target) (*render.Result, error) {
 	if t.app == nil && !t.all {
 		return render.Path(ctx, t.path, render.Options{Root: t.root, Namespace: namespace})
 	}
-	cache, err := sourceCache()
+	opts, err := f.appOptions(t)
 	if err != nil {
 		return nil, err
-	}
-	fetcher := &gitrepo.Fetcher{CacheDir: cache, Allow: t.repo.Sources.Allow}
-	opts := render.AppOptions{
-		Root:      t.root,
-		Namespace: namespace,
-		Fetch: func(ctx context.Context, url, ref string) (string, error) {
-			co, err := fetcher.Fetch(ctx, url, ref)
-			return co.Dir, err
-		},
 	}
 	if t.all {
 		return render.Repository(ctx, t.repo, opts)

@@ -71,6 +71,10 @@ type HelmOptions struct {
 	ForceConflicts bool
 	// Description is recorded on the revision (`helm history` shows it).
 	Description string
+	// Wait waits until the release's resources are ready (kstatus), like
+	// `helm --wait=watcher`; hooks are always waited for. Either way a
+	// failed release is rolled back.
+	Wait bool
 }
 
 // HelmDiffOptions configure HelmDiff.
@@ -139,8 +143,10 @@ func (c *Client) HelmApply(ctx context.Context, rel HelmRelease, opts HelmOption
 		in.Namespace = ns
 		in.CreateNamespace = true
 		in.Replace = uninstalled
-		in.RollbackOnFailure = true
-		in.WaitStrategy = kube.StatusWatcherStrategy
+		// Helm rolls back by itself only when it waits (--atomic); without
+		// waiting the rollback is ours, below.
+		in.RollbackOnFailure = opts.Wait
+		in.WaitStrategy = waitStrategy(opts.Wait)
 		in.Timeout = opts.Timeout
 		in.ForceConflicts = opts.ForceConflicts
 		in.Description = opts.Description
@@ -149,9 +155,9 @@ func (c *Client) HelmApply(ctx context.Context, rel HelmRelease, opts HelmOption
 		up := action.NewUpgrade(cfg)
 		up.Namespace = ns
 		up.MaxHistory = opts.MaxHistory
-		up.RollbackOnFailure = true
+		up.RollbackOnFailure = opts.Wait
 		up.CleanupOnFail = true
-		up.WaitStrategy = kube.StatusWatcherStrategy
+		up.WaitStrategy = waitStrategy(opts.Wait)
 		up.Timeout = opts.Timeout
 		up.ForceConflicts = opts.ForceConflicts
 		up.Description = opts.Description
@@ -164,6 +170,9 @@ func (c *Client) HelmApply(ctx context.Context, rel HelmRelease, opts HelmOption
 		verb := "upgrading"
 		if install {
 			verb = "installing"
+		}
+		if !opts.Wait {
+			err = undoFailedRelease(cfg, rel.Name, install, opts, err)
 		}
 		return nil, fmt.Errorf("%s Helm release %s/%s: %w", verb, ns, rel.Name, err)
 	}
@@ -514,4 +523,34 @@ func copyHelmValue(v any) any {
 	default:
 		return v
 	}
+}
+
+func waitStrategy(wait bool) kube.WaitStrategy {
+	if wait {
+		return kube.StatusWatcherStrategy
+	}
+	return kube.HookOnlyStrategy
+}
+
+// undoFailedRelease does what Helm's rollback-on-failure does when Helm does
+// not wait: a failed upgrade is rolled back to the previous revision and a
+// failed install is uninstalled. It returns cause with what was undone.
+func undoFailedRelease(cfg *action.Configuration, name string, install bool, opts HelmOptions, cause error) error {
+	if install {
+		un := action.NewUninstall(cfg)
+		un.WaitStrategy = kube.HookOnlyStrategy
+		un.Timeout = opts.Timeout
+		if _, err := un.Run(name); err != nil {
+			return fmt.Errorf("%w; uninstalling the failed release also failed: %v", cause, err)
+		}
+		return fmt.Errorf("%w; the failed release was uninstalled", cause)
+	}
+	rb := action.NewRollback(cfg)
+	rb.WaitStrategy = kube.HookOnlyStrategy
+	rb.Timeout = opts.Timeout
+	rb.MaxHistory = opts.MaxHistory
+	if err := rb.Run(name); err != nil {
+		return fmt.Errorf("%w; rolling back also failed: %v", cause, err)
+	}
+	return fmt.Errorf("%w; rolled back to the previous revision", cause)
 }

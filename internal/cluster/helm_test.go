@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -145,6 +146,12 @@ func configMapData(t *testing.T, ns, name string) map[string]string {
 }
 
 func TestHelmApplyInstallUpgradeRollback(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) { testHelmApplyInstallUpgradeRollback(t, wait) })
+	}
+}
+
+func testHelmApplyInstallUpgradeRollback(t *testing.T, wait bool) {
 	ns := env.Namespace(t)
 	c := newClient(t, Options{})
 	ctx := t.Context()
@@ -191,8 +198,9 @@ func TestHelmApplyInstallUpgradeRollback(t *testing.T) {
 		t.Errorf("greeting = %q after upgrade, want hi", got)
 	}
 
-	// An upgrade the API server rejects rolls back to revision 2.
-	_, err = c.HelmApply(ctx, demoRelease(t, ns, map[string]any{"greeting": "broken", "invalid": true}), HelmOptions{})
+	// An upgrade the API server rejects rolls back to revision 2: by our
+	// hand without waiting, by Helm's own rollback-on-failure with waiting.
+	_, err = c.HelmApply(ctx, demoRelease(t, ns, map[string]any{"greeting": "broken", "invalid": true}), HelmOptions{Wait: wait})
 	if err == nil {
 		t.Fatal("upgrade with an invalid object succeeded, want an error")
 	}

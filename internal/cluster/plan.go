@@ -234,14 +234,16 @@ func (p *plan) run(ctx context.Context) error {
 		}
 		fetches = p.fetchTasks(all)
 	}
-	n := len(p.desired)
-	p.c.forEach(ctx, n+len(fetches), func(ctx context.Context, i int) {
+	// The reads go first: a LIST is one long request that should overlap
+	// the dry-runs, not trail after them.
+	n := len(fetches)
+	p.c.forEach(ctx, n+len(p.desired), func(ctx context.Context, i int) {
 		if i < n {
-			obj := p.desired[i]
-			p.results[i] = p.c.dryRun(ctx, p.dyn, obj, p.kinds[obj.GroupVersionKind()])
+			p.fetch(ctx, fetches[i])
 			return
 		}
-		p.fetch(ctx, fetches[i-n])
+		obj := p.desired[i-n]
+		p.results[i-n] = p.c.dryRun(ctx, p.dyn, obj, p.kinds[obj.GroupVersionKind()])
 	})
 	if invDone != nil {
 		<-invDone
