@@ -32,11 +32,14 @@ type DiffOptions struct {
 	Color             string
 	ShowSecrets       bool
 	ShowManagedFields bool
+	Prune             bool
+	PruneConfirm      bool
 
-	format report.Format
-	color  bool
-	before string
-	after  string // empty for a live diff
+	pruneGiven bool
+	format     report.Format
+	color      bool
+	before     string
+	after      string // empty for a live diff
 }
 
 // NewCmdDiff builds `kubectl gitops diff PATH|APP` and `kubectl gitops diff A B`.
@@ -47,8 +50,9 @@ func NewCmdDiff(flags *Flags, streams genericiooptions.IOStreams) *cobra.Command
 		Short: "Show what applying a path or app would change in the cluster, or what changes between two",
 		Long: `With one argument, render PATH or APP and preview what applying it would change
 in the cluster: each object is server-side applied as a dry run (nothing is
-persisted), compared with the live object, and the objects of the app's
-inventory that are no longer rendered show as deleted. Objects that exist but
+persisted) and compared with the live object; with pruning on (--prune or the
+app's prune: true) the objects of the app's inventory that are no longer
+rendered show as deleted. Objects that exist but
 are not managed by kubectl-gitops show only that ownership would be taken, never
 their content. Field-manager conflicts are reported as errors, not forced.
 
@@ -65,6 +69,7 @@ that could not be compared is an error even when others changed).`,
   kubectl gitops diff ./overlays/staging ./overlays/prod`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.pruneGiven = cmd.Flags().Changed("prune")
 			if err := o.Complete(args); err != nil {
 				return err
 			}
@@ -78,6 +83,8 @@ that could not be compared is an error even when others changed).`,
 	cmd.Flags().StringVar(&o.Color, "color", "auto", "colour the text output: auto, always or never")
 	cmd.Flags().BoolVar(&o.ShowSecrets, "show-secrets", false, "print Secret values instead of masking them (local use only)")
 	cmd.Flags().BoolVar(&o.ShowManagedFields, "show-managed-fields", false, "include metadata.managedFields in the diff")
+	cmd.Flags().BoolVar(&o.Prune, "prune", false, "live diff: show the inventory's objects that left the set as deleted, as apply --prune would (default: the app's prune setting)")
+	cmd.Flags().BoolVar(&o.PruneConfirm, "prune-confirm", false, "live diff: preview the pruning of Namespaces, CRDs and PersistentVolumes as apply --prune-confirm would")
 	return cmd
 }
 
@@ -104,6 +111,9 @@ func (o *DiffOptions) Complete(args []string) error {
 
 // Validate checks the flags.
 func (o *DiffOptions) Validate() error {
+	if o.after != "" && (o.pruneGiven || o.PruneConfirm) {
+		return errors.New("--prune and --prune-confirm preview apply against the cluster: give one path or app, not two")
+	}
 	switch o.Color {
 	case "auto", "always", "never":
 		return nil
@@ -157,8 +167,9 @@ func (o *DiffOptions) diffOptions() diff.Options {
 
 // liveJob is one rendered set and the inventory it is diffed against.
 type liveJob struct {
-	objs []*unstructured.Unstructured
-	inv  cluster.InventoryRef
+	objs  []*unstructured.Unstructured
+	inv   cluster.InventoryRef
+	prune bool
 }
 
 // runLive renders the target, dry-runs it against the cluster and reports.
@@ -190,7 +201,11 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 	cs := &diff.ChangeSet{}
 	var errs []error
 	for _, job := range jobs {
-		part, err := client.Diff(ctx, job.objs, job.inv, o.diffOptions())
+		part, err := client.Plan(ctx, job.objs, job.inv, cluster.PlanOptions{
+			Options:      o.diffOptions(),
+			Prune:        job.prune,
+			PruneConfirm: o.PruneConfirm,
+		})
 		var unreachable *cluster.UnreachableError
 		if errors.As(err, &unreachable) {
 			return unreachable
@@ -234,7 +249,7 @@ func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error
 			return nil, fmt.Errorf("rendering %s: %w", t.arg, err)
 		}
 		printWarnings(o.ErrOut, res)
-		return []liveJob{{objs: res.Objects, inv: o.inventory(t.app)}}, nil
+		return []liveJob{{objs: res.Objects, inv: o.inventory(t.app), prune: o.prune(t.app)}}, nil
 	}
 	jobs := make([]liveJob, 0, len(t.repo.Apps))
 	for i := range t.repo.Apps {
@@ -249,7 +264,7 @@ func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error
 			return nil, fmt.Errorf("rendering app %s: %w", app.Name, err)
 		}
 		printWarnings(o.ErrOut, res)
-		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventory(app)})
+		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventory(app), prune: o.prune(app)})
 	}
 	return jobs, nil
 }
@@ -269,6 +284,14 @@ func (o *DiffOptions) inventory(app *config.App) cluster.InventoryRef {
 		ns = metav1.NamespaceDefault
 	}
 	return cluster.InventoryRef{App: app.Name, Namespace: ns}
+}
+
+// prune is --prune when given, else the app's setting, as for apply.
+func (o *DiffOptions) prune(app *config.App) bool {
+	if o.pruneGiven || app == nil {
+		return o.Prune
+	}
+	return app.Prune
 }
 
 // appContext is the kubeconfig context the target's apps name (their

@@ -167,7 +167,7 @@ func TestDiffLiveApp(t *testing.T) {
 	)
 	ns := env.Namespace(t)
 	repo := t.TempDir()
-	write(t, repo, "gitops.yaml", "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\napps:\n  - name: shop\n    path: apps/shop\n    namespace: "+ns+"\n")
+	write(t, repo, "gitops.yaml", "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\napps:\n  - name: shop\n    path: apps/shop\n    namespace: "+ns+"\n    prune: true\n")
 	inv := cluster.InventoryRef{App: "shop", Namespace: ns}
 
 	// What the last apply left: a Secret and a ConfigMap since removed.
@@ -214,6 +214,16 @@ func TestDiffLiveApp(t *testing.T) {
 	code, out, _ := live(t, repo, "diff", "shop")
 	if !strings.Contains(out, "0 created, 3 configured, 1 deleted, 0 unchanged") {
 		t.Errorf("summary (exit %d):\n%s", code, out)
+	}
+	// The repository's folder diffs every app, each against its inventory.
+	code, out, errOut := live(t, repo, "diff", ".")
+	if code != ExitChanges || !strings.Contains(out, "0 created, 3 configured, 1 deleted, 0 unchanged") {
+		t.Errorf("whole repository: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// Without pruning, apply would leave old alone: so does the preview.
+	code, out, _ = live(t, repo, "diff", "shop", "--prune=false")
+	if !strings.Contains(out, "0 created, 3 configured, 0 deleted, 0 unchanged") || strings.Contains(out, "ConfigMap/"+ns+"/old") {
+		t.Errorf("--prune=false (exit %d):\n%s", code, out)
 	}
 }
 

@@ -54,15 +54,34 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // from which their live state is read with one LIST rather than a GET each.
 const liveListThreshold = 4
 
-// Diff previews what applying objs would change in the cluster: one
+// PlanOptions configure Plan.
+type PlanOptions struct {
+	// Options choose how objects are compared and shown.
+	diff.Options
+	// Prune previews what apply with prune would delete: the inventory's
+	// members that are no longer rendered. Without it they are left out,
+	// as apply leaves them in the cluster.
+	Prune bool
+	// PruneConfirm previews the deletion of Namespaces,
+	// CustomResourceDefinitions and PersistentVolumes too; without it they
+	// show as deleted with a note that apply keeps them.
+	PruneConfirm bool
+}
+
+// Diff is Plan with the prune preview on: what apply with prune would do.
+func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv InventoryRef, opts diff.Options) (*diff.ChangeSet, error) {
+	return c.Plan(ctx, objs, inv, PlanOptions{Options: opts, Prune: true})
+}
+
+// Plan previews what applying objs would change in the cluster: one
 // server-side apply dry-run per object gives the "after", the live object the
 // "before", and the app's inventory the objects that apply would prune.
 //
 // objs are not modified. When inv names an app (inv.App is set), every
 // object is labelled part of the app's ApplySet, as apply labels it, and
-// inventory members no longer rendered show as deleted. Namespaced objects
-// without a namespace take inv's namespace, or without an app the
-// kubeconfig context's, as apply would place them.
+// with opts.Prune the members no longer rendered show as deleted.
+// Namespaced objects without a namespace take inv's namespace, or without
+// an app the kubeconfig context's, as apply would place them.
 //
 // Live objects that kubectl-gitops does not manage (neither labelled part of
 // inv nor having FieldManager among their field managers) are never shown:
@@ -71,20 +90,22 @@ const liveListThreshold = 4
 // CustomResourceDefinition is created by the same change cannot be dry-run;
 // it shows as created from the rendered object, with a note.
 //
-// Diff returns the changes it could compute and, joined, an *DiffError
+// Plan returns the changes it could compute and, joined, a *DiffError
 // for each object it could not (a field-manager conflict is a
 // *ConflictError); the changes are valid even when the error is not nil.
 // When the cluster cannot be reached at all the error is an
 // *UnreachableError and the ChangeSet is nil.
-func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv InventoryRef, opts diff.Options) (*diff.ChangeSet, error) {
+func (c *Client) Plan(ctx context.Context, objs []*unstructured.Unstructured, inv InventoryRef, opts PlanOptions) (*diff.ChangeSet, error) {
 	p := &plan{
-		c:       c,
-		dyn:     c.unthrottled(),
-		inv:     inv,
-		opts:    opts,
-		crds:    map[schema.GroupKind]*unstructured.Unstructured{},
-		live:    map[string]*unstructured.Unstructured{},
-		fetched: map[string]error{},
+		c:            c,
+		dyn:          c.unthrottled(),
+		inv:          inv,
+		opts:         opts.Options,
+		prune:        opts.Prune,
+		pruneConfirm: opts.PruneConfirm,
+		crds:         map[schema.GroupKind]*unstructured.Unstructured{},
+		live:         map[string]*unstructured.Unstructured{},
+		fetched:      map[string]error{},
 	}
 	if err := p.prepare(objs); err != nil {
 		return nil, err
@@ -95,12 +116,14 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	return p.assemble(ctx)
 }
 
-// plan holds one Diff's state.
+// plan holds one Plan's state.
 type plan struct {
 	c    *Client
 	dyn  dynamic.Interface // unthrottled, for dry-runs and reads
 	inv  InventoryRef
 	opts diff.Options
+	// prune and pruneConfirm are PlanOptions'.
+	prune, pruneConfirm bool
 
 	// desired are the prepared copies of the rendered objects; results
 	// are their dry-runs, index for index.
@@ -490,10 +513,10 @@ func (p *plan) assemble(ctx context.Context) (*diff.ChangeSet, error) {
 }
 
 // prunePreview adds the inventory members that are no longer rendered as
-// deleted. Like apply, it prunes nothing when anything failed; it then
-// returns an error saying what it left out.
+// deleted, when pruning. Like apply, it prunes nothing when anything failed;
+// it then returns an error saying what it left out.
 func (p *plan) prunePreview(cs *diff.ChangeSet, failed bool) []error {
-	if p.inventory == nil || !p.inventory.Exists {
+	if !p.prune || p.inventory == nil || !p.inventory.Exists {
 		return nil
 	}
 	rendered := make(map[string]bool, len(p.desired))
@@ -502,7 +525,7 @@ func (p *plan) prunePreview(cs *diff.ChangeSet, failed bool) []error {
 	}
 	var stale []*unstructured.Unstructured
 	for _, m := range p.inventory.Members {
-		if !rendered[RefOf(m).Key()] {
+		if !rendered[RefOf(m).Key()] && m.GetAnnotations()[AnnotationPrune] != PruneDisabled {
 			stale = append(stale, m)
 		}
 	}
@@ -522,9 +545,9 @@ func (p *plan) prunePreview(cs *diff.ChangeSet, failed bool) []error {
 		}
 		switch {
 		case len(p.desired) == 0:
-			ch.Message = "the render is empty: apply refuses to prune every object unless told to allow it"
-		case needsPruneConfirmation(m):
-			ch.Message = "no longer rendered; a " + m.GetKind() + " is deleted only with confirmation"
+			ch.Message = "the render is empty: apply prunes every object only when told to allow it (--prune-allow-empty)"
+		case needsPruneConfirmation(m) && !p.pruneConfirm:
+			ch.Message = "no longer rendered, but apply deletes a " + m.GetKind() + " only with --prune-confirm"
 		default:
 			ch.Message = "no longer rendered: apply prunes it"
 		}
@@ -534,7 +557,7 @@ func (p *plan) prunePreview(cs *diff.ChangeSet, failed bool) []error {
 }
 
 // needsPruneConfirmation lists the kinds whose deletion takes data or
-// other objects with it.
+// other objects with it; apply deletes them only with PruneConfirm.
 func needsPruneConfirmation(obj *unstructured.Unstructured) bool {
 	gk := obj.GroupVersionKind().GroupKind()
 	return gk == schema.GroupKind{Kind: "Namespace"} || gk == schema.GroupKind{Kind: "PersistentVolume"} || isCRD(obj)
