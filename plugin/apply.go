@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
@@ -25,9 +24,8 @@ type ApplyOptions struct {
 	*Flags
 	genericiooptions.IOStreams
 
-	Prune           bool
+	pruneFlags
 	PruneAllowEmpty bool
-	PruneConfirm    bool
 	DryRun          bool
 	ForceConflicts  bool
 	Force           bool
@@ -37,8 +35,7 @@ type ApplyOptions struct {
 	Name            string
 	Concurrency     int
 
-	arg        string
-	pruneGiven bool
+	arg string
 }
 
 // NewCmdApply builds `kubectl gitops apply PATH|APP`.
@@ -63,7 +60,7 @@ Exit status: 0 applied (and healthy with --wait), 2 or more an error.`,
   kubectl gitops apply ./manifests --name demo -n demo`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.pruneGiven = cmd.Flags().Changed("prune")
+			o.pruneFlags.complete(cmd)
 			if err := o.Complete(args); err != nil {
 				return err
 			}
@@ -110,19 +107,6 @@ func (o *ApplyOptions) Validate() error {
 	return nil
 }
 
-// applyJob is one set to apply: an app, or a path.
-type applyJob struct {
-	app *config.App // nil for a path
-	t   *target
-}
-
-func (j applyJob) name() string {
-	if j.app != nil {
-		return "app " + j.app.Name
-	}
-	return j.t.arg
-}
-
 // Run applies the target: one app or path, or every app in dependency
 // order. Failures are printed as they happen; the exit status is ExitError
 // when any set failed.
@@ -131,24 +115,15 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var jobs []applyJob
+	targets := []*target{t}
 	if t.all {
 		apps, err := cluster.Order(t.repo.Apps)
 		if err != nil {
 			return err
 		}
-		for i := range apps {
-			one := *t
-			one.all, one.app = false, &apps[i]
-			if apps[i].Source == nil {
-				one.path = filepath.Join(t.repo.Dir, apps[i].Path)
-			}
-			jobs = append(jobs, applyJob{app: &apps[i], t: &one})
-		}
-	} else {
-		jobs = []applyJob{{app: t.app, t: t}}
+		targets = t.split(apps)
 	}
-	if err := o.useAppContext(jobs); err != nil {
+	if err := o.useAppContext(targets); err != nil {
 		return err
 	}
 	client, err := cluster.New(o.Kube, cluster.Options{Concurrency: o.Concurrency})
@@ -158,19 +133,19 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 
 	failed := map[string]bool{}
 	var problems int
-	for _, job := range jobs {
-		if job.app != nil {
-			if dep := cluster.BlockedBy(*job.app, failed); dep != "" {
-				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", job.app.Name, dep)
-				failed[job.app.Name] = true
+	for _, one := range targets {
+		if one.app != nil {
+			if dep := cluster.BlockedBy(*one.app, failed); dep != "" {
+				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", one.app.Name, dep)
+				failed[one.app.Name] = true
 				problems++
 				continue
 			}
 		}
-		if err := o.applyOne(ctx, client, job, t.all); err != nil {
-			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", job.name(), strings.ReplaceAll(err.Error(), "\n", "\n  "))
-			if job.app != nil {
-				failed[job.app.Name] = true
+		if err := o.applyOne(ctx, client, one, t.all); err != nil {
+			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", one.name(), strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			if one.app != nil {
+				failed[one.app.Name] = true
 			}
 			problems++
 			if ctx.Err() != nil {
@@ -185,26 +160,23 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 }
 
 // applyOne renders and applies one app or path and prints its summary.
-func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job applyJob, all bool) error {
+func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job *target, all bool) error {
 	if job.app != nil && job.app.Helm != nil {
 		return o.applyHelmApp(ctx, client, job)
 	}
-	res, err := o.render(ctx, job.t)
+	res, err := o.render(ctx, job)
 	if err != nil {
 		return fmt.Errorf("rendering failed, nothing was applied or pruned: %w", err)
 	}
 	printWarnings(o.ErrOut, res)
 
-	ref, err := o.inventoryRef(job)
-	if err != nil {
-		return err
-	}
+	ref := o.inventoryRef(job.app, o.Name)
 	if job.app != nil && !all {
 		o.warnUnappliedDependencies(ctx, client, job)
 	}
 	opts := cluster.ApplyOptions{
 		Inventory:       ref,
-		Revision:        o.revision(ctx, job.t),
+		Revision:        o.revision(ctx, job),
 		Prune:           o.prune(job.app),
 		PruneAllowEmpty: o.PruneAllowEmpty,
 		PruneConfirm:    o.PruneConfirm,
@@ -234,8 +206,8 @@ func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job
 // Helm keeps its own record of what it applied (the release), so there is
 // no inventory and no prune; a failed upgrade is rolled back. With
 // --dry-run it only reports what the upgrade would change.
-func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client, job applyJob) error {
-	rel, err := o.helmRelease(ctx, job.t, job.app)
+func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client, job *target) error {
+	rel, err := o.helmRelease(ctx, job, job.app)
 	if err != nil {
 		return fmt.Errorf("rendering failed, nothing was applied: %w", err)
 	}
@@ -250,7 +222,7 @@ func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client,
 		return nil
 	}
 	description := "kubectl-gitops apply"
-	if rev := o.revision(ctx, job.t); rev != "" {
+	if rev := o.revision(ctx, job); rev != "" {
 		description += " at " + shortRevision(rev)
 	}
 	res, err := helmApply(ctx, client, rel, cluster.HelmOptions{
@@ -268,7 +240,7 @@ func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client,
 }
 
 // summarize prints what happened to stdout: one line per set.
-func (o *ApplyOptions) summarize(job applyJob, ref cluster.InventoryRef, opts cluster.ApplyOptions, res *cluster.ApplyResult) {
+func (o *ApplyOptions) summarize(job *target, ref cluster.InventoryRef, opts cluster.ApplyOptions, res *cluster.ApplyResult) {
 	if res == nil {
 		return
 	}
@@ -295,43 +267,6 @@ func (o *ApplyOptions) summarize(job applyJob, ref cluster.InventoryRef, opts cl
 	fmt.Fprintln(o.Out, b.String())
 }
 
-// inventoryRef names the set's inventory and the namespace its namespaced
-// objects default to: -n, else the app's namespace, else (for a path) the
-// kubeconfig's, else "default". A path has an inventory only with --name.
-func (o *ApplyOptions) inventoryRef(job applyJob) (cluster.InventoryRef, error) {
-	ns := ""
-	if o.Kube.Namespace != nil {
-		ns = *o.Kube.Namespace
-	}
-	if ns == "" && job.app != nil {
-		ns = job.app.Namespace
-	}
-	if ns == "" && job.app == nil {
-		if kns, _, err := o.Kube.ToRawKubeConfigLoader().Namespace(); err == nil {
-			ns = kns
-		}
-	}
-	if ns == "" {
-		ns = metav1.NamespaceDefault
-	}
-	ref := cluster.InventoryRef{Namespace: ns}
-	switch {
-	case job.app != nil:
-		ref.App = job.app.Name
-	case o.Name != "":
-		ref.App = o.Name
-	}
-	return ref, nil
-}
-
-// prune is --prune when given, else the app's setting.
-func (o *ApplyOptions) prune(app *config.App) bool {
-	if o.pruneGiven || app == nil {
-		return o.Prune
-	}
-	return app.Prune
-}
-
 func (o *ApplyOptions) timeout(app *config.App) time.Duration {
 	if o.Timeout > 0 {
 		return o.Timeout
@@ -344,16 +279,13 @@ func (o *ApplyOptions) timeout(app *config.App) time.Duration {
 
 // warnUnappliedDependencies warns about dependencies that were never
 // applied: applying one app does not apply the apps it depends on.
-func (o *ApplyOptions) warnUnappliedDependencies(ctx context.Context, client *cluster.Client, job applyJob) {
+func (o *ApplyOptions) warnUnappliedDependencies(ctx context.Context, client *cluster.Client, job *target) {
 	for _, dep := range job.app.DependsOn {
-		app, ok := job.t.repo.App(dep)
+		app, ok := job.repo.App(dep)
 		if !ok {
 			continue
 		}
-		ref, err := o.inventoryRef(applyJob{app: app, t: job.t})
-		if err != nil {
-			continue
-		}
+		ref := o.inventoryRef(app, "")
 		inv, err := client.ReadInventory(ctx, ref)
 		if err == nil && !inv.Exists {
 			fmt.Fprintf(o.ErrOut, "Warning: app %s depends on app %s, which has never been applied (no inventory %s/%s); apply it first: kubectl gitops apply %s\n",
@@ -383,28 +315,6 @@ func (o *ApplyOptions) revision(ctx context.Context, t *target) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// useAppContext switches to the kubeconfig context the apps name as their
-// cluster, unless --context is given. All apps of one run share a cluster.
-func (o *ApplyOptions) useAppContext(jobs []applyJob) error {
-	if o.Kube.Context != nil && *o.Kube.Context != "" {
-		return nil
-	}
-	name := ""
-	for _, j := range jobs {
-		if j.app == nil || j.app.Cluster == "" {
-			continue
-		}
-		if name != "" && j.app.Cluster != name {
-			return fmt.Errorf("the apps live in different clusters (%s, %s): apply one app at a time, or pass --context", name, j.app.Cluster)
-		}
-		name = j.app.Cluster
-	}
-	if name != "" {
-		o.Kube.Context = &name
-	}
-	return nil
 }
 
 func shortRevision(rev string) string {

@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
+	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 
 // DiffOptions previews what applying a path or app would change in the
@@ -32,14 +30,13 @@ type DiffOptions struct {
 	Color             string
 	ShowSecrets       bool
 	ShowManagedFields bool
-	Prune             bool
-	PruneConfirm      bool
+	pruneFlags
+	Name string
 
-	pruneGiven bool
-	format     report.Format
-	color      bool
-	before     string
-	after      string // empty for a live diff
+	format report.Format
+	color  bool
+	before string
+	after  string // empty for a live diff
 }
 
 // NewCmdDiff builds `kubectl gitops diff PATH|APP` and `kubectl gitops diff A B`.
@@ -69,7 +66,7 @@ that could not be compared is an error even when others changed).`,
   kubectl gitops diff ./overlays/staging ./overlays/prod`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.pruneGiven = cmd.Flags().Changed("prune")
+			o.pruneFlags.complete(cmd)
 			if err := o.Complete(args); err != nil {
 				return err
 			}
@@ -85,6 +82,7 @@ that could not be compared is an error even when others changed).`,
 	cmd.Flags().BoolVar(&o.ShowManagedFields, "show-managed-fields", false, "include metadata.managedFields in the diff")
 	cmd.Flags().BoolVar(&o.Prune, "prune", false, "live diff: show the inventory's objects that left the set as deleted, as apply --prune would (default: the app's prune setting)")
 	cmd.Flags().BoolVar(&o.PruneConfirm, "prune-confirm", false, "live diff: preview the pruning of Namespaces, CRDs and PersistentVolumes as apply --prune-confirm would")
+	cmd.Flags().StringVar(&o.Name, "name", "", "live diff: inventory name for a path that is no app of gitops.yaml, as given to apply --name")
 	return cmd
 }
 
@@ -170,6 +168,9 @@ type liveJob struct {
 	objs  []*unstructured.Unstructured
 	inv   cluster.InventoryRef
 	prune bool
+	// release is set for a Helm app, which is diffed against its deployed
+	// release instead.
+	release *render.HelmRelease
 }
 
 // runLive renders the target, dry-runs it against the cluster and reports.
@@ -185,27 +186,26 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 		return err
 	}
 	// An app's cluster is a kubeconfig context; --context wins.
-	ctxName, err := o.appContext(t)
-	if err != nil {
+	if err := o.useAppContext(t.targets()); err != nil {
 		return err
-	}
-	if ctxName != "" {
-		o.Kube.Context = &ctxName
 	}
 	client, err := cluster.New(o.Kube, cluster.Options{})
 	if err != nil {
 		return err
 	}
-	// Helm apps (t.app.Helm) are diffed as their rendered objects for now;
-	// a Helm-release diff is the Helm release work's to add here.
 	cs := &diff.ChangeSet{}
 	var errs []error
 	for _, job := range jobs {
-		part, err := client.Plan(ctx, job.objs, job.inv, cluster.PlanOptions{
-			Options:      o.diffOptions(),
-			Prune:        job.prune,
-			PruneConfirm: o.PruneConfirm,
-		})
+		var part *diff.ChangeSet
+		if job.release != nil {
+			part, err = helmDiff(ctx, client, job.release, o.diffOptions())
+		} else {
+			part, err = client.Plan(ctx, job.objs, job.inv, cluster.PlanOptions{
+				Options:      o.diffOptions(),
+				Prune:        job.prune,
+				PruneConfirm: o.PruneConfirm,
+			})
+		}
 		var unreachable *cluster.UnreachableError
 		if errors.As(err, &unreachable) {
 			return unreachable
@@ -241,82 +241,27 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 }
 
 // liveJobs renders the target: one job for a path or an app, one per app
-// for a whole repository, each against its app's inventory.
+// for a whole repository, each against its app's inventory; a Helm app is
+// prepared as a release.
 func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error) {
-	if !t.all {
-		res, err := o.render(ctx, t)
-		if err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", t.arg, err)
-		}
-		printWarnings(o.ErrOut, res)
-		return []liveJob{{objs: res.Objects, inv: o.inventory(t.app), prune: o.prune(t.app)}}, nil
-	}
-	jobs := make([]liveJob, 0, len(t.repo.Apps))
-	for i := range t.repo.Apps {
-		app := &t.repo.Apps[i]
-		one := *t
-		one.all, one.app = false, app
-		if app.Source == nil {
-			one.path = filepath.Join(t.repo.Dir, app.Path)
-		}
-		res, err := o.render(ctx, &one)
-		if err != nil {
-			return nil, fmt.Errorf("rendering app %s: %w", app.Name, err)
-		}
-		printWarnings(o.ErrOut, res)
-		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventory(app), prune: o.prune(app)})
-	}
-	return jobs, nil
-}
-
-// inventory names the inventory an app's objects are diffed against, in the
-// namespace its objects default to: -n, else the app's, else "default".
-// A path that is no app has none: nothing is pruned, nothing labelled.
-func (o *DiffOptions) inventory(app *config.App) cluster.InventoryRef {
-	if app == nil {
-		return cluster.InventoryRef{}
-	}
-	ns := app.Namespace
-	if o.Kube.Namespace != nil && *o.Kube.Namespace != "" {
-		ns = *o.Kube.Namespace
-	}
-	if ns == "" {
-		ns = metav1.NamespaceDefault
-	}
-	return cluster.InventoryRef{App: app.Name, Namespace: ns}
-}
-
-// prune is --prune when given, else the app's setting, as for apply.
-func (o *DiffOptions) prune(app *config.App) bool {
-	if o.pruneGiven || app == nil {
-		return o.Prune
-	}
-	return app.Prune
-}
-
-// appContext is the kubeconfig context the target's apps name (their
-// cluster) when --context is not given; "" for the current context.
-func (o *DiffOptions) appContext(t *target) (string, error) {
-	if o.Kube.Context != nil && *o.Kube.Context != "" {
-		return "", nil
-	}
-	if t.app != nil {
-		return t.app.Cluster, nil
-	}
-	if !t.all {
-		return "", nil
-	}
-	name := ""
-	for _, app := range t.repo.Apps {
-		if app.Cluster == "" {
+	var jobs []liveJob
+	for _, one := range t.targets() {
+		if isHelmApp(one.app) {
+			rel, err := o.helmRelease(ctx, one, one.app)
+			if err != nil {
+				return nil, fmt.Errorf("rendering %s: %w", one.name(), err)
+			}
+			jobs = append(jobs, liveJob{release: rel})
 			continue
 		}
-		if name != "" && app.Cluster != name {
-			return "", fmt.Errorf("the apps of %s live in different clusters (%s, %s): diff one app at a time, or pass --context", t.repo.File, name, app.Cluster)
+		res, err := o.render(ctx, one)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s: %w", one.name(), err)
 		}
-		name = app.Cluster
+		printWarnings(o.ErrOut, res)
+		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventoryRef(one.app, o.Name), prune: o.prune(one.app)})
 	}
-	return name, nil
+	return jobs, nil
 }
 
 // flatten lists the leaves of joined errors.

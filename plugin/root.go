@@ -65,6 +65,7 @@ applies them.`,
 		NewCmdRender(flags, streams),
 		NewCmdDiff(flags, streams),
 		NewCmdApply(flags, streams),
+		NewCmdStatus(flags, streams),
 		NewCmdVersion(streams),
 	)
 	return cmd

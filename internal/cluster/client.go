@@ -26,11 +26,6 @@ const FieldManager = "kubectl-gitops"
 // Defaults for Options.
 const (
 	DefaultConcurrency = 16
-	// defaultQPS and defaultBurst keep client-side throttling out of the way
-	// of DefaultConcurrency requests in flight; the API server's own priority
-	// and fairness still applies.
-	defaultQPS   = 200
-	defaultBurst = 400
 )
 
 // Options configure a Client. The zero value is valid.
@@ -55,19 +50,18 @@ type Client struct {
 }
 
 // New makes a Client from kubectl's flags (or any RESTClientGetter), with
-// kubectl's disk-cached discovery and raised client-side rate limits.
+// kubectl's disk-cached discovery and no client-side rate limit.
 func New(getter genericclioptions.RESTClientGetter, opts Options) (*Client, error) {
 	cfg, err := getter.ToRESTConfig()
 	if err != nil {
 		return nil, fmt.Errorf("no cluster to talk to: %w; set --kubeconfig or --context", err)
 	}
+	// No client-side token bucket: forEach bounds the requests in flight to
+	// Options.Concurrency and the API server's priority and fairness guards
+	// the server; a token bucket on top only adds waiting (600 objects at
+	// 200 QPS after a burst of 400 wait a whole second).
 	cfg = rest.CopyConfig(cfg)
-	if cfg.QPS < defaultQPS {
-		cfg.QPS = defaultQPS
-	}
-	if cfg.Burst < defaultBurst {
-		cfg.Burst = defaultBurst
-	}
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = -1, 0, nil
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 )
 
 // DryRunResult is the outcome of the server-side apply dry-run of one object.
@@ -43,7 +42,7 @@ type DryRunResult struct {
 func (c *Client) DryRun(ctx context.Context, objs []*unstructured.Unstructured) []DryRunResult {
 	res := make([]DryRunResult, len(objs))
 	kinds := c.mappings(objs)
-	dyn := c.unthrottled()
+	dyn := c.dynamic
 	c.forEach(ctx, len(objs), func(ctx context.Context, i int) {
 		res[i] = c.dryRun(ctx, dyn, objs[i], kinds[objs[i].GroupVersionKind()])
 	})
@@ -53,22 +52,6 @@ func (c *Client) DryRun(ctx context.Context, objs []*unstructured.Unstructured) 
 		}
 	}
 	return res
-}
-
-// unthrottled is a dynamic client without client-side rate limiting, for
-// the reads and dry-runs of a diff. forEach already bounds them to
-// Options.Concurrency in flight, and the API server's priority and fairness
-// guards the server; a token bucket on top only adds waiting (600 objects
-// at 200 QPS after a burst of 400 wait a whole second). It shares the
-// Client's connection through client-go's transport cache.
-func (c *Client) unthrottled() dynamic.Interface {
-	cfg := rest.CopyConfig(c.config)
-	cfg.QPS, cfg.Burst, cfg.RateLimiter = -1, 0, nil
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return c.dynamic
-	}
-	return dyn
 }
 
 // kindMapping is the REST mapping of one kind, or why there is none.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
@@ -447,11 +448,22 @@ func helmValuesObjects(current, after *release.Release, name, ns string, show bo
 	return before, helmReleaseObject(after, name, ns, avals)
 }
 
+// helmValuesOf is a release's user values as JSON decodes them (int64,
+// float64, …), so values given in code and values read back from a stored
+// release compare alike and deep-copy like any object.
 func helmValuesOf(r *release.Release) any {
 	if r.Config == nil {
 		return map[string]any{}
 	}
-	return copyHelmValue(map[string]any(r.Config))
+	data, err := json.Marshal(map[string]any(r.Config))
+	if err != nil {
+		return "*** (values that cannot be shown)"
+	}
+	var out map[string]any
+	if err := utiljson.Unmarshal(data, &out); err != nil {
+		return "*** (values that cannot be shown)"
+	}
+	return out
 }
 
 func helmReleaseObject(r *release.Release, name, ns string, values any) *unstructured.Unstructured {

@@ -98,7 +98,7 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 func (c *Client) Plan(ctx context.Context, objs []*unstructured.Unstructured, inv InventoryRef, opts PlanOptions) (*diff.ChangeSet, error) {
 	p := &plan{
 		c:            c,
-		dyn:          c.unthrottled(),
+		dyn:          c.dynamic,
 		inv:          inv,
 		opts:         opts.Options,
 		prune:        opts.Prune,
@@ -574,7 +574,20 @@ func (p *plan) deferred(obj *unstructured.Unstructured, err error, nsCreated map
 	if ns := obj.GetNamespace(); ns != "" && nsCreated[ns] && apierrors.IsNotFound(err) {
 		return fmt.Sprintf("not dry-run: its namespace %s is created by this change; shown as rendered", ns)
 	}
+	if ns := obj.GetNamespace(); ns != "" && namespaceMissing(err, ns) {
+		return fmt.Sprintf("not dry-run: its namespace %s does not exist yet (another app must create it first, or apply fails); shown as rendered", ns)
+	}
 	return ""
+}
+
+// namespaceMissing reports whether err says namespace ns does not exist.
+func namespaceMissing(err error, ns string) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsNotFound(err) || !errors.As(err, &status) {
+		return false
+	}
+	d := status.Status().Details
+	return d != nil && d.Kind == "namespaces" && d.Name == ns
 }
 
 // ignoredMetadata are the metadata fields diff.Pair leaves out.
