@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"helm.sh/helm/v4/pkg/kube"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,11 @@ import (
 // tests ignore it.
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+func TestMain(m *testing.M) {
+	// As cmd/kubectl-gitops does: Helm applies under its own manager.
+	kube.ManagedFieldsManager = cluster.HelmFieldManager
+	os.Exit(testenv.Run(m, &env))
+}
 
 // live runs `kubectl gitops args…` against the test control plane, with a
 // discovery cache of the test's own.

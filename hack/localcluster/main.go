@@ -19,8 +19,11 @@ import (
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "where to write the kubeconfig (required)")
-	flag.Parse()
+	// A flag set of its own: controller-runtime registers a global
+	// -kubeconfig flag of its own.
+	flags := flag.NewFlagSet("localcluster", flag.ExitOnError)
+	kubeconfig := flags.String("kubeconfig", "", "where to write the kubeconfig (required)")
+	_ = flags.Parse(os.Args[1:])
 	if *kubeconfig == "" {
 		fmt.Fprintln(os.Stderr, "localcluster: -kubeconfig is required")
 		os.Exit(2)

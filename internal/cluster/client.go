@@ -23,6 +23,11 @@ import (
 // FieldManager is the server-side apply field manager of kubectl-gitops.
 const FieldManager = "kubectl-gitops"
 
+// HelmFieldManager is the field manager Helm releases apply with. Helm's
+// SDK takes it from a package variable (kube.ManagedFieldsManager) that
+// programs set at start; it must differ from FieldManager.
+const HelmFieldManager = "kubectl-gitops-helm"
+
 // Defaults for Options.
 const (
 	DefaultConcurrency = 16

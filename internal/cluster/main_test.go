@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"helm.sh/helm/v4/pkg/kube"
 	"os"
 	"testing"
 
@@ -13,7 +14,11 @@ import (
 // namespace with env.Namespace(t).
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m, &env)) }
+func TestMain(m *testing.M) {
+	// As cmd/kubectl-gitops does: Helm applies under its own manager.
+	kube.ManagedFieldsManager = HelmFieldManager
+	os.Exit(testenv.Run(m, &env))
+}
 
 // newClient returns a Client for the test control plane, with its own
 // discovery cache so tests do not share one.
