@@ -117,8 +117,9 @@ func (h *Helm) Remote() bool {
 	return h.Repo != "" || strings.HasPrefix(h.Chart, "oci://")
 }
 
-// Wait configures health waiting after apply. Apply always waits; Default sets
-// Timeout to DefaultWaitTimeout when it is zero.
+// Wait configures health waiting after apply: how long `apply --wait` (and a
+// Helm release's hooks) may wait for the app's objects. Default sets Timeout
+// to DefaultWaitTimeout when it is zero.
 type Wait struct {
 	Timeout Duration `yaml:"timeout,omitempty"`
 }
