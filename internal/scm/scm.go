@@ -1,0 +1,267 @@
+// Package scm is the bot's neutral view of a forge (GitHub, GitLab): small
+// role interfaces (comments, statuses, reviews, pull requests, files,
+// permissions, webhook parsing), the types they exchange, and neutral
+// errors. Each forge lives in a subpackage (scm/github, scm/gitlab); the bot
+// imports only this package, never a forge SDK.
+package scm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Kind names a forge.
+type Kind string
+
+const (
+	GitHub Kind = "github"
+	GitLab Kind = "gitlab"
+)
+
+// RepoRef names a repository on a forge. FullName is "owner/name" on GitHub
+// and the project's full path ("group/sub/project") on GitLab.
+type RepoRef struct {
+	Kind     Kind
+	FullName string
+	// ID is the forge's numeric id (the GitLab project id), 0 if unknown.
+	ID int64
+}
+
+func (r RepoRef) String() string { return string(r.Kind) + ":" + r.FullName }
+
+// PRRef names a pull request (GitHub) or merge request (GitLab, by iid).
+type PRRef struct {
+	Repo   RepoRef
+	Number int
+}
+
+func (p PRRef) String() string { return fmt.Sprintf("%s#%d", p.Repo, p.Number) }
+
+// PullRequest is a pull or merge request as the forge reports it now.
+type PullRequest struct {
+	Ref     PRRef
+	Title   string
+	Author  string
+	URL     string
+	State   string // open, closed, merged
+	Draft   bool
+	HeadSHA string
+	HeadRef string
+	BaseSHA string
+	BaseRef string
+	// CloneURL is the base repository's; HeadCloneURL the head's, which
+	// differs for a pull request from a fork.
+	CloneURL     string
+	HeadCloneURL string
+	Fork         bool
+	// Mergeable is nil while the forge is still computing it.
+	Mergeable *bool
+	UpdatedAt time.Time
+}
+
+// Comment is a comment on a pull request's conversation.
+type Comment struct {
+	ID        int64
+	Author    string
+	Body      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ReviewState is the verdict of a review.
+type ReviewState string
+
+const (
+	ReviewApproved         ReviewState = "approved"
+	ReviewChangesRequested ReviewState = "changes_requested"
+	ReviewCommented        ReviewState = "commented"
+	ReviewDismissed        ReviewState = "dismissed"
+)
+
+// Review is one review (GitHub) or approval (GitLab) of a pull request.
+type Review struct {
+	ID          int64
+	Author      string
+	State       ReviewState
+	CommitSHA   string // the head commit it was given on
+	SubmittedAt time.Time
+}
+
+// StatusState is the state of a commit status.
+type StatusState string
+
+const (
+	StatusPending StatusState = "pending"
+	StatusSuccess StatusState = "success"
+	StatusFailure StatusState = "failure"
+	StatusError   StatusState = "error"
+)
+
+// Status is a commit status (GitHub) or pipeline status (GitLab) under a
+// context name such as gitops/preview.
+type Status struct {
+	SHA         string
+	Context     string
+	State       StatusState
+	Description string // trimmed to the forge's limit by the implementation
+	TargetURL   string
+}
+
+// Permission is a user's access to a repository.
+type Permission string
+
+const (
+	PermissionNone  Permission = "none"
+	PermissionRead  Permission = "read"
+	PermissionWrite Permission = "write"
+	PermissionAdmin Permission = "admin"
+)
+
+// CanWrite reports whether p allows pushing (and so running /gitops commands).
+func (p Permission) CanWrite() bool { return p == PermissionWrite || p == PermissionAdmin }
+
+// Commenter reads and writes a pull request's comments.
+type Commenter interface {
+	// ListComments returns every comment, across all pages, oldest first.
+	ListComments(ctx context.Context, pr PRRef) ([]Comment, error)
+	CreateComment(ctx context.Context, pr PRRef, body string) (Comment, error)
+	EditComment(ctx context.Context, pr PRRef, id int64, body string) error
+}
+
+// StatusSetter sets commit statuses.
+type StatusSetter interface {
+	SetStatus(ctx context.Context, repo RepoRef, st Status) error
+}
+
+// ReviewLister lists a pull request's reviews, across all pages.
+type ReviewLister interface {
+	ListReviews(ctx context.Context, pr PRRef) ([]Review, error)
+}
+
+// PullRequestReader reads pull requests.
+type PullRequestReader interface {
+	GetPullRequest(ctx context.Context, pr PRRef) (*PullRequest, error)
+	// ListOpenPullRequests returns every open pull request, across all pages.
+	ListOpenPullRequests(ctx context.Context, repo RepoRef) ([]PullRequest, error)
+	// ChangedFiles lists the paths a pull request changes (both sides of a
+	// rename), across all pages.
+	ChangedFiles(ctx context.Context, pr PRRef) ([]string, error)
+}
+
+// FileReader reads a file of a repository at a ref (branch, tag or SHA).
+// A missing file is ErrNotFound.
+type FileReader interface {
+	ReadFile(ctx context.Context, repo RepoRef, ref, path string) ([]byte, error)
+}
+
+// PermissionChecker tells a user's access to a repository.
+type PermissionChecker interface {
+	Permission(ctx context.Context, repo RepoRef, user string) (Permission, error)
+}
+
+// Identity is who the bot is on the forge: its comments are found by this
+// author as well as by their hidden marker.
+type Identity interface {
+	BotLogin(ctx context.Context) (string, error)
+}
+
+// CloneCredentials gives the credentials to fetch a repository over HTTPS,
+// per call (a GitHub App's installation token expires within the hour).
+type CloneCredentials interface {
+	CloneCredentials(ctx context.Context, repo RepoRef) (username, password string, err error)
+}
+
+// Forge is everything the bot does on one forge, scoped to one repository's
+// credentials (a GitHub App installation, or a token).
+type Forge interface {
+	Commenter
+	StatusSetter
+	ReviewLister
+	PullRequestReader
+	FileReader
+	PermissionChecker
+	Identity
+	CloneCredentials
+}
+
+// Forges picks the Forge for a repository; installationID is the GitHub App
+// installation a webhook named (0 when unknown: the implementation looks it
+// up).
+type Forges interface {
+	Forge(ctx context.Context, repo RepoRef, installationID int64) (Forge, error)
+}
+
+// EventKind is what a webhook delivery says happened.
+type EventKind string
+
+const (
+	EventPing          EventKind = "ping"
+	EventPullRequest   EventKind = "pull_request"  // opened, synchronized, reopened, closed, edited…
+	EventReview        EventKind = "review"        // a review was submitted or dismissed
+	EventComment       EventKind = "comment"       // a comment on a pull request
+	EventPush          EventKind = "push"          // to a branch
+	EventInstallation  EventKind = "installation"  // a GitHub App installation changed
+	EventUninteresting EventKind = "uninteresting" // authenticated, but nothing for the bot
+)
+
+// Event is a verified, parsed webhook delivery. The bot never trusts the
+// state it carries (head SHAs, review states): it re-reads the forge when
+// it acts, so only the identities matter.
+type Event struct {
+	Kind       EventKind
+	Action     string // the forge's action: opened, synchronize, created, …
+	DeliveryID string
+	Repo       RepoRef
+	// PR is set for pull-request, review and comment events.
+	PR *PRRef
+	// HeadSHA is the head the delivery speaks of, a hint only.
+	HeadSHA string
+	// Comment is set for comment events.
+	Comment        *Comment
+	Sender         string
+	InstallationID int64
+	// Branch is the pushed branch, for push events.
+	Branch string
+}
+
+// WebhookParser verifies and parses a forge's webhook deliveries.
+type WebhookParser interface {
+	// Verify authenticates a delivery before anything parses it: GitHub's
+	// X-Hub-Signature-256 HMAC, GitLab's X-Gitlab-Token (constant time).
+	Verify(header http.Header, body []byte) error
+	// Parse turns a verified delivery into an Event; kinds the bot does not
+	// handle are EventUninteresting, not errors.
+	Parse(header http.Header, body []byte) (*Event, error)
+}
+
+// Neutral errors. Implementations wrap them so errors.Is works.
+var (
+	ErrNotFound     = errors.New("not found on the forge")
+	ErrForbidden    = errors.New("forbidden by the forge")
+	ErrUnauthorized = errors.New("the forge refused the credentials")
+	// ErrBadSignature: a webhook delivery failed verification.
+	ErrBadSignature = errors.New("webhook signature does not match")
+)
+
+// RateLimitError says the forge's rate limit was hit and when to try again.
+type RateLimitError struct {
+	// Secondary is GitHub's secondary (abuse) limit.
+	Secondary bool
+	// Reset is when the limit resets (from x-ratelimit-reset, RateLimit-Reset
+	// or Retry-After).
+	Reset time.Time
+	Err   error
+}
+
+func (e *RateLimitError) Error() string {
+	kind := "rate limit"
+	if e.Secondary {
+		kind = "secondary rate limit"
+	}
+	return fmt.Sprintf("forge %s exceeded; retry after %s", kind, e.Reset.UTC().Format(time.RFC3339))
+}
+
+func (e *RateLimitError) Unwrap() error { return e.Err }
