@@ -16,19 +16,27 @@ import (
 // vendored subcharts only and the same checks. Values and release options in
 // opts are not used.
 func LoadChart(ctx context.Context, dir string, opts Options) (*chart.Chart, error) {
+	_, ch, _, err := openChart(ctx, dir, opts)
+	return ch, err
+}
+
+// openChart loads and checks the chart folder dir through a jail of
+// opts.Root (default: dir), and returns the jail for reading values files
+// and the chart's name for messages.
+func openChart(ctx context.Context, dir string, opts Options) (*jail, *chart.Chart, string, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cannot resolve chart %s: %w", dir, err)
+		return nil, nil, "", fmt.Errorf("cannot resolve chart %s: %w", dir, err)
 	}
 	if opts.Root == "" {
 		opts.Root = dir
 	}
 	j, err := newJail(opts.Root, opts.Limits)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	name := j.rel(dir)
 	if name == "." {
@@ -36,12 +44,12 @@ func LoadChart(ctx context.Context, dir string, opts Options) (*chart.Chart, err
 	}
 	ch, err := loadHelmChart(j, dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	if err := checkHelmChart(ch, name); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	return ch, nil
+	return j, ch, name, nil
 }
 
 // HelmRelease is a Helm app ready to be installed or upgraded as a release.

@@ -78,30 +78,8 @@ const (
 // reason the rendered output is measured against Limits.MaxTotalBytes only
 // once the engine returns.
 func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	dir, err := filepath.Abs(dir)
+	j, ch, name, err := openChart(ctx, dir, opts)
 	if err != nil {
-		return nil, fmt.Errorf("cannot resolve chart %s: %w", dir, err)
-	}
-	if opts.Root == "" {
-		opts.Root = dir
-	}
-	j, err := newJail(opts.Root, opts.Limits)
-	if err != nil {
-		return nil, err
-	}
-	name := j.rel(dir)
-	if name == "." {
-		name = filepath.Base(dir)
-	}
-
-	ch, err := loadHelmChart(j, dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkHelmChart(ch, name); err != nil {
 		return nil, err
 	}
 	vals, err := helmValues(j, opts.Helm)
@@ -168,7 +146,7 @@ func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("chart %s: %w; fix the template so it prints valid YAML", name, err)
 	}
 
-	res := &Result{}
+	res := &Result{Files: j.files()}
 	out := helmOutput{res: res, max: j.limits.MaxObjects}
 	for _, crd := range ch.CRDObjects() {
 		if err := out.add(crd.Filename, crd.File.Data); err != nil {

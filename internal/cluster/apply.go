@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -531,7 +528,7 @@ func (a *applier) run(ctx context.Context, items []*item) {
 		}
 		it.result = a.applyOne(ctx, it)
 		if it.result.Err != nil {
-			if unreachable(it.result.Err) {
+			if isUnreachable(it.result.Err) {
 				cancel()
 			}
 			return
@@ -844,7 +841,7 @@ func immutableError(it *item, err error) error {
 	var st apierrors.APIStatus
 	if errors.As(err, &st) && st.Status().Details != nil {
 		for _, c := range st.Status().Details.Causes {
-			if c.Field != "" && !contains(fields, c.Field) {
+			if c.Field != "" && !slices.Contains(fields, c.Field) {
 				fields = append(fields, c.Field)
 			}
 		}
@@ -869,7 +866,7 @@ func describe(it *item, err error) error {
 		msg += "; check your RBAC permissions for this kind and namespace"
 	case apierrors.IsNotFound(err) && it.namespaced:
 		msg += fmt.Sprintf("; does namespace %s exist? Add a Namespace object to the app", it.ref.Namespace)
-	case unreachable(err):
+	case isUnreachable(err):
 		msg = "the API server did not answer: " + msg
 	}
 	return &objectError{Ref: it.ref, Err: err, msg: msg}
@@ -937,7 +934,7 @@ func maskSecret(obj *unstructured.Unstructured, msg string) string {
 
 // isTransient reports errors worth polling through.
 func isTransient(err error) bool {
-	return unreachable(err) || apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) ||
+	return isUnreachable(err) || apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) ||
 		apierrors.IsTimeout(err) || apierrors.IsServiceUnavailable(err)
 }
 
@@ -961,31 +958,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// unreachable reports whether err is a transport failure: the API server
-// did not answer at all. An ended context is not one.
-func unreachable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	var st apierrors.APIStatus
-	if errors.As(err, &st) {
-		return false
-	}
-	var ue *url.Error
-	var ne net.Error
-	return errors.As(err, &ue) || errors.As(err, &ne) || utilnet.IsConnectionRefused(err) ||
-		utilnet.IsConnectionReset(err) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // resourceIn is the dynamic client of a mapping in a namespace.

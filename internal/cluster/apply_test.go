@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -124,7 +125,7 @@ func TestApplyStagedInventoryPrune(t *testing.T) {
 	if s := res.Summary(); s.Created != 600 || s.Failed != 0 {
 		t.Fatalf("first apply: %s, want 600 created", s)
 	}
-	if len(lines) != 600 || !contains(lines, "deployment.apps/web-007 serverside-applied") || !contains(lines, "configmap/cm-007 serverside-applied") {
+	if len(lines) != 600 || !slices.Contains(lines, "deployment.apps/web-007 serverside-applied") || !slices.Contains(lines, "configmap/cm-007 serverside-applied") {
 		t.Errorf("progress lines: %d, e.g. %q", len(lines), lines[:3])
 	}
 	for _, gvr := range []schema.GroupVersionResource{cmGVR, deployGVR} {
@@ -158,7 +159,7 @@ func TestApplyStagedInventoryPrune(t *testing.T) {
 	if s := res.Summary(); s.Unchanged != 600 {
 		t.Fatalf("re-apply: %s, want 600 unchanged", s)
 	}
-	if !contains(lines, "configmap/cm-001 unchanged") {
+	if !slices.Contains(lines, "configmap/cm-001 unchanged") {
 		t.Errorf("re-apply progress lacks 'configmap/cm-001 unchanged': %q", lines[:3])
 	}
 

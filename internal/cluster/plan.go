@@ -775,9 +775,10 @@ func isConflict(err error) bool {
 
 // isUnreachable reports whether err is a transport failure (connection
 // refused or reset, a broken stream, a dial or TLS error) rather than an
-// answer of the API server. Shared by dry-run and apply.
+// answer of the API server; an ended context is not one. Shared by dry-run
+// and apply.
 func isUnreachable(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var st apierrors.APIStatus
