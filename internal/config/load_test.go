@@ -143,7 +143,7 @@ apps:
           - {op: remove, path: /spec/c}
           - {op: add, path: /spec/d, value: null}
     images: [{name: nginx, newName: registry.example.com:5000/mirror/nginx, digest: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'}]
-    helm: {chart: ../../charts/web, valuesFiles: [values.yaml, ../shared/values.yaml], releaseName: web.prod}
+    helm: {chart: charts/web, valuesFiles: [apps/web/values.yaml, apps/shared/values.yaml], releaseName: web.prod}
 images:
   - name: tags
     image: localhost:5000/app

@@ -108,10 +108,7 @@ func (v *validator) apps() {
 }
 
 func (v *validator) app(f string, a *App, apps map[string]string, approvals map[string]bool) {
-	// base is the app's folder inside its root (this repository or the source).
-	base := a.Path
 	if a.Source != nil {
-		base = a.Source.Path
 		v.source(f+".source", a.Source)
 	}
 	switch {
@@ -130,7 +127,9 @@ func (v *validator) app(f string, a *App, apps map[string]string, approvals map[
 		v.imageOverride(fmt.Sprintf("%s.images[%d]", f, j), img)
 	}
 	if a.Helm != nil {
-		v.helm(f+".helm", a.Helm, base, a.Source != nil)
+		// A chart folder and values files are paths from the root of the
+		// repository (or of the source), like every path of this file.
+		v.helm(f+".helm", a.Helm, "", a.Source != nil)
 	}
 	deps := map[string]bool{}
 	for j, d := range a.DependsOn {
