@@ -117,6 +117,13 @@ func renderAppChart(ctx context.Context, app config.App, base string, opts Optio
 	if err != nil {
 		return nil, err
 	}
+	if app.Helm.Remote() {
+		// A fetched chart's files are relative to its cache folder, not
+		// to the root: only the values files name files of the root.
+		res.Files = src.files
+	} else {
+		res.Files = mergeFiles(res.Files, src.files)
+	}
 	DefaultNamespace(res.Objects, opts.Namespace)
 	return res, nil
 }
@@ -127,6 +134,7 @@ type appChart struct {
 	root    string         // the folder reads of the chart are confined to
 	release string         // the release name
 	values  map[string]any // the values files, then the in-line values, merged
+	files   []string       // the values files read, relative to the root
 }
 
 // locateAppChart finds an app's chart folder, fetching a remote chart, and
@@ -170,6 +178,7 @@ func locateAppChart(ctx context.Context, app config.App, base string, opts Optio
 	if out.values, err = helmValues(j, hopts); err != nil {
 		return nil, err
 	}
+	out.files = j.files()
 	return out, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -49,6 +50,9 @@ type jail struct {
 	realRoot string // root with symlinks resolved
 	limits   Limits
 	read     int64
+	// seen records the files read, relative to realRoot with forward
+	// slashes, so a caller can tell which files a render depends on.
+	seen map[string]bool
 }
 
 // newJail makes a jail for root.
@@ -96,6 +100,7 @@ func (j *jail) readFile(path string) ([]byte, error) {
 	if int64(len(data)) > max {
 		return nil, fmt.Errorf("%s is larger than %d bytes, the most one file may hold; split it or raise the limit: %w", path, max, ErrUnsafe)
 	}
+	j.record(real)
 	j.read += int64(len(data))
 	if j.read > j.limits.MaxTotalBytes {
 		return nil, fmt.Errorf("render read more than %d bytes at %s; the tree is too large to render safely: %w", j.limits.MaxTotalBytes, path, ErrUnsafe)
@@ -109,4 +114,33 @@ func (j *jail) rel(path string) string {
 		return r
 	}
 	return path
+}
+
+// record notes that real, a resolved path inside realRoot, was read.
+func (j *jail) record(real string) {
+	r, err := filepath.Rel(j.realRoot, real)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return
+	}
+	if j.seen == nil {
+		j.seen = map[string]bool{}
+	}
+	j.seen[filepath.ToSlash(r)] = true
+}
+
+// files returns the files read so far, relative to the root, sorted.
+func (j *jail) files() []string {
+	out := make([]string, 0, len(j.seen))
+	for f := range j.seen {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// mergeFiles returns the union of the lists, sorted and without duplicates.
+func mergeFiles(lists ...[]string) []string {
+	out := slices.Concat(lists...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -110,7 +110,7 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build of %s: %w", name, err)
 	}
-	res := &Result{Objects: d.objects, Warnings: l.warnings}
+	res := &Result{Objects: d.objects, Warnings: l.warnings, Files: mergeFiles(j.files(), bj.files())}
 	if d.foreign > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %d documents without apiVersion/kind in the output; ignored", name, d.foreign))
 	}

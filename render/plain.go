@@ -78,6 +78,7 @@ func Plain(ctx context.Context, path string, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("%s: more than %d objects in one render; split the app or raise the limit: %w", name, j.limits.MaxObjects, ErrUnsafe)
 		}
 	}
+	res.Files = j.files()
 	return res, nil
 }
 

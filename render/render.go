@@ -28,6 +28,11 @@ type Result struct {
 	// Warnings are things the user should know that did not stop the render,
 	// such as a YAML file that holds no Kubernetes object.
 	Warnings []string
+	// Files are the files the render read, relative to its root (Options.Root)
+	// with forward slashes, sorted and without duplicates: the manifests,
+	// kustomize bases and patches, chart files and values files it depends
+	// on. A file that changes any of them may change the output.
+	Files []string
 }
 
 // Options configure a render. The zero value is valid: Root defaults to the

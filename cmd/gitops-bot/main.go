@@ -1,12 +1,25 @@
-// Command gitops-bot is the GitHub and GitLab bot service of kubectl-gitops.
-// This build only reports its version; the service arrives with the bot.
+// Command gitops-bot is the GitHub and GitLab bot service of kubectl-gitops:
+// it reads its config, builds the forge clients and runs package bot until
+// SIGINT or SIGTERM.
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-gitops/kubectl-gitops/bot"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/gitlab"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/version"
 )
 
@@ -15,6 +28,94 @@ func main() {
 		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
 		return
 	}
-	fmt.Fprintln(os.Stderr, "gitops-bot: only `gitops-bot version` is available in this build")
-	os.Exit(2)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, os.Args[1:]); err != nil {
+		log.Error("gitops-bot failed", "err", err.Error())
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, log *slog.Logger, args []string) error {
+	flags := flag.NewFlagSet("gitops-bot", flag.ContinueOnError)
+	configPath := flags.String("config", "/etc/gitops-bot/config.yaml", "path of the bot's YAML config")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := bot.LoadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	deps, err := dependencies(cfg)
+	if err != nil {
+		return err
+	}
+	deps.Logger = log
+	b, err := bot.New(*cfg, deps)
+	if err != nil {
+		return err
+	}
+	return b.Run(ctx)
+}
+
+// dependencies builds the forge clients and the preview from cfg.
+func dependencies(cfg *bot.Config) (bot.Deps, error) {
+	deps := bot.Deps{
+		Parsers: map[scm.Kind]scm.WebhookParser{},
+		Forges:  map[scm.Kind]scm.Forges{},
+	}
+	if c := cfg.GitHub; c != nil {
+		var key []byte
+		if c.PrivateKeyFile != "" {
+			k, err := os.ReadFile(c.PrivateKeyFile)
+			if err != nil {
+				return deps, fmt.Errorf("read the GitHub App private key: %w", err)
+			}
+			key = k
+		}
+		forges, err := github.New(github.Options{BaseURL: c.BaseURL, AppID: c.AppID, PrivateKey: key, Token: c.Token.Reveal()})
+		if err != nil {
+			return deps, err
+		}
+		parser, err := github.NewWebhooks([]byte(c.WebhookSecret.Reveal()))
+		if err != nil {
+			return deps, err
+		}
+		deps.Forges[scm.GitHub], deps.Parsers[scm.GitHub] = forges, parser
+	}
+	if c := cfg.GitLab; c != nil {
+		forges, err := gitlab.New(gitlab.Options{BaseURL: c.BaseURL, Token: c.Token.Reveal()})
+		if err != nil {
+			return deps, err
+		}
+		parser, err := gitlab.NewWebhook(c.WebhookSecret.Reveal())
+		if err != nil {
+			return deps, err
+		}
+		deps.Forges[scm.GitLab], deps.Parsers[scm.GitLab] = forges, parser
+	}
+	if len(deps.Forges) == 0 {
+		return deps, errors.New("no forge configured")
+	}
+
+	clusters := map[string]bot.ClusterTarget{}
+	for name, c := range cfg.Clusters {
+		f := genericclioptions.NewConfigFlags(true)
+		f.KubeConfig, f.Context = &c.Kubeconfig, &c.Context
+		clusters[name] = f
+	}
+	p := &bot.Previewer{
+		Clusters:       clusters,
+		DefaultCluster: cfg.DefaultCluster,
+		CacheDir:       cfg.CacheDir,
+		AllowForks:     cfg.AllowForks,
+	}
+	// A command forces a fresh preview; webhooks and reconciles leave one
+	// already posted for the current head alone.
+	deps.Work = func(ctx context.Context, forge scm.Forge, pr scm.PRRef, t bot.Trigger) error {
+		return p.Preview(ctx, forge, pr, t.Reason == bot.ReasonComment)
+	}
+	return deps, nil
 }

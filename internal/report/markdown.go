@@ -11,11 +11,24 @@ import (
 // writeMarkdown writes a GitHub/GitLab flavoured summary table of the
 // changed objects followed by one collapsed diff per object.
 func writeMarkdown(buf *bytes.Buffer, cs *diff.ChangeSet) {
+	if !writeMarkdownTable(buf, cs) {
+		return
+	}
+	for _, c := range cs.Changes {
+		if c.Action != diff.Unchanged {
+			writeMarkdownChange(buf, c)
+		}
+	}
+}
+
+// writeMarkdownTable writes the summary line and, when anything changes, the
+// table of changed objects; it reports whether anything changes.
+func writeMarkdownTable(buf *bytes.Buffer, cs *diff.ChangeSet) bool {
 	s := cs.Summary()
 	if !cs.HasChanges() {
 		buf.WriteString("No changes.\n\n")
 		buf.WriteString("**" + summaryLine(s) + "**\n")
-		return
+		return false
 	}
 	buf.WriteString("**" + summaryLine(s) + "**\n\n")
 	buf.WriteString("| Action | Kind | Namespace | Name |\n")
@@ -30,24 +43,24 @@ func writeMarkdown(buf *bytes.Buffer, cs *diff.ChangeSet) {
 		}
 		buf.WriteString("| " + string(c.Action) + " | " + escape(kind) + " | " + escape(c.Ref.Namespace) + " | " + escape(c.Ref.Name) + " |\n")
 	}
-	for _, c := range cs.Changes {
-		if c.Action == diff.Unchanged {
-			continue
-		}
-		// The summary line is inside an HTML block, where markdown is not
-		// parsed: escape for HTML, not for markdown.
-		buf.WriteString("\n<details><summary>" + string(c.Action) + " <code>" + html.EscapeString(c.Ref.String()) + "</code></summary>\n\n")
-		if c.Message != "" {
-			buf.WriteString("> " + escape(c.Message) + "\n\n")
-		}
-		f := fence(c.Diff)
-		buf.WriteString(f + "diff\n")
-		buf.WriteString(c.Diff)
-		if c.Diff != "" && !strings.HasSuffix(c.Diff, "\n") {
-			buf.WriteByte('\n')
-		}
-		buf.WriteString(f + "\n\n</details>\n")
+	return true
+}
+
+// writeMarkdownChange writes one change as a collapsed diff.
+func writeMarkdownChange(buf *bytes.Buffer, c diff.Change) {
+	// The summary line is inside an HTML block, where markdown is not
+	// parsed: escape for HTML, not for markdown.
+	buf.WriteString("\n<details><summary>" + string(c.Action) + " <code>" + html.EscapeString(c.Ref.String()) + "</code></summary>\n\n")
+	if c.Message != "" {
+		buf.WriteString("> " + escape(c.Message) + "\n\n")
 	}
+	f := fence(c.Diff)
+	buf.WriteString(f + "diff\n")
+	buf.WriteString(c.Diff)
+	if c.Diff != "" && !strings.HasSuffix(c.Diff, "\n") {
+		buf.WriteByte('\n')
+	}
+	buf.WriteString(f + "\n\n</details>\n")
 }
 
 // fence returns a backtick fence longer than any backtick run in s, so the

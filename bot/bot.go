@@ -1,0 +1,205 @@
+// Package bot is the kubectl-gitops GitHub and GitLab bot service: webhook
+// intake (verify, filter, dedupe), a per-pull-request job queue, periodic
+// reconciliation of open pull requests, and health and metrics endpoints.
+// It talks to forges only through internal/scm interfaces; the work a job
+// does (the preview) is handed in as a JobFunc.
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// Receiver limits, after Flux's notification-controller.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	maxHeaderBytes    = 256 << 10
+	// shutdownTimeout bounds how long Run waits for requests and jobs to
+	// finish once its context ends.
+	shutdownTimeout = 15 * time.Second
+
+	seenMax = 10000
+	seenTTL = 24 * time.Hour
+)
+
+// Deps are the bot's collaborators.
+type Deps struct {
+	// Logger receives the bot's logs; nil discards them.
+	Logger *slog.Logger
+	// Parsers verifies and parses each configured forge's webhooks.
+	Parsers map[scm.Kind]scm.WebhookParser
+	// Forges gives each configured forge's API clients.
+	Forges map[scm.Kind]scm.Forges
+	// Work is a pull request's job (the preview).
+	Work JobFunc
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Bot serves webhooks and runs jobs. Build it with New, start it with Run.
+type Bot struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
+	queue    *queue
+	seen     *seenSet
+	patterns map[scm.Kind][]string
+	handler  http.Handler
+	ready    atomic.Bool
+	running  atomic.Bool
+	stopping chan struct{}  // closed when Run begins shutting down
+	waits    sync.WaitGroup // rate-limit waits in flight
+}
+
+// New checks cfg and deps and builds a Bot. It refuses a configured forge
+// without a webhook secret, a parser or a forge client.
+func New(cfg Config, deps Deps) (*Bot, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Work == nil {
+		return nil, errors.New("bot: Deps.Work is required")
+	}
+	b := &Bot{
+		cfg:      cfg,
+		deps:     deps,
+		log:      deps.Logger,
+		now:      deps.Now,
+		metrics:  newMetrics(),
+		patterns: map[scm.Kind][]string{},
+		stopping: make(chan struct{}),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	b.queue = newQueue(func(n int) { b.metrics.queueDepth.Set(float64(n)) })
+	b.seen = newSeenSet(seenMax, seenTTL, b.now)
+
+	mux := http.NewServeMux()
+	configured := map[scm.Kind][]string{}
+	if cfg.GitHub != nil {
+		configured[scm.GitHub] = cfg.GitHub.Repositories
+	}
+	if cfg.GitLab != nil {
+		configured[scm.GitLab] = cfg.GitLab.Repositories
+	}
+	for kind, patterns := range configured {
+		if deps.Parsers[kind] == nil {
+			return nil, fmt.Errorf("bot: %s is configured but has no webhook parser", kind)
+		}
+		if deps.Forges[kind] == nil {
+			return nil, fmt.Errorf("bot: %s is configured but has no forge client", kind)
+		}
+		b.patterns[kind] = patterns
+		mux.Handle("/webhooks/"+string(kind), b.webhook(kind))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !b.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", b.metrics.handler())
+	b.handler = mux
+	return b, nil
+}
+
+// Handler serves the bot's routes; Run serves it, tests may call it
+// directly. Deliveries are queued, but jobs run only while Run does.
+func (b *Bot) Handler() http.Handler { return b.handler }
+
+// Run listens on the configured address, starts the workers and the
+// reconcile loop, and serves until ctx ends. Then it stops accepting
+// requests, cancels running jobs, drops queued ones and returns within a
+// bound.
+func (b *Bot) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", b.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", b.cfg.Listen, err)
+	}
+	return b.Serve(ctx, ln)
+}
+
+// Serve is Run on a listener the caller opened; it closes ln.
+func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
+	if !b.running.CompareAndSwap(false, true) {
+		_ = ln.Close()
+		return errors.New("bot: Run called twice")
+	}
+	srv := &http.Server{
+		Handler:           b.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	var workers sync.WaitGroup
+	for range b.cfg.Workers {
+		workers.Go(func() { b.worker(workCtx) })
+	}
+	workers.Go(func() { b.reconcileLoop(workCtx) })
+	b.ready.Store(true)
+	b.log.Info("bot listening", "addr", ln.Addr().String(), "workers", b.cfg.Workers)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	var errs []error
+	select {
+	case err := <-serveErr:
+		errs = append(errs, fmt.Errorf("serve: %w", err))
+	case <-ctx.Done():
+	}
+	b.ready.Store(false)
+	b.log.Info("bot shutting down")
+
+	// Drop queued jobs and cancel running ones first: a job may run for
+	// minutes, a webhook request for milliseconds.
+	close(b.stopping)
+	b.queue.close()
+	stopWork()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down http server: %w", err))
+	}
+
+	done := make(chan struct{})
+	go func() {
+		workers.Wait()
+		b.waits.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-shutdownCtx.Done():
+		errs = append(errs, errors.New("jobs did not stop within the shutdown timeout"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,281 @@
+package bot
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults for Config fields left empty.
+const (
+	DefaultListen            = ":8080"
+	DefaultWorkers           = 4
+	DefaultJobTimeout        = 10 * time.Minute
+	DefaultReconcileInterval = 5 * time.Minute
+	// DefaultMaxBodyBytes matches Flux's receiver limit (3 MiB).
+	DefaultMaxBodyBytes int64 = 3 << 20
+)
+
+// Config is the bot's service configuration: a YAML file whose secrets are
+// references ({env: NAME} or {file: path}) resolved at load time.
+type Config struct {
+	// Listen is the HTTP listen address.
+	Listen string        `yaml:"listen"`
+	GitHub *GitHubConfig `yaml:"github"`
+	GitLab *GitLabConfig `yaml:"gitlab"`
+	// Clusters maps a cluster name to how to reach it.
+	Clusters map[string]ClusterConfig `yaml:"clusters"`
+	// DefaultCluster is the cluster of apps that name none.
+	DefaultCluster string `yaml:"defaultCluster"`
+	// CacheDir holds checkouts; default $TMPDIR/gitops-bot.
+	CacheDir string `yaml:"cacheDir"`
+	// Workers bounds how many jobs run at once.
+	Workers int `yaml:"workers"`
+	// JobTimeout bounds one job.
+	JobTimeout time.Duration `yaml:"jobTimeout"`
+	// ReconcileInterval is how often open pull requests are re-listed.
+	ReconcileInterval time.Duration `yaml:"reconcileInterval"`
+	// AllowForks lets pull requests from forks get previews.
+	AllowForks bool `yaml:"allowForks"`
+	// MaxBodyBytes bounds a webhook body; larger deliveries get 413.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+}
+
+// GitHubConfig configures the GitHub forge (a GitHub App, or a token).
+type GitHubConfig struct {
+	BaseURL        string `yaml:"baseURL"`
+	AppID          int64  `yaml:"appID"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
+	Token          Secret `yaml:"token"`
+	WebhookSecret  Secret `yaml:"webhookSecret"`
+	// Repositories is the allowlist: "owner/name", "owner/*", "!owner/name".
+	// Entries without a wildcard or "!" are also reconciled.
+	Repositories []string `yaml:"repositories"`
+}
+
+// GitLabConfig configures the GitLab forge.
+type GitLabConfig struct {
+	BaseURL       string `yaml:"baseURL"`
+	Token         Secret `yaml:"token"`
+	WebhookSecret Secret `yaml:"webhookSecret"`
+	// Repositories is the allowlist: "group/project", "group/*",
+	// "!group/project". Entries without a wildcard or "!" are also reconciled.
+	Repositories []string `yaml:"repositories"`
+}
+
+// ClusterConfig says how to reach a cluster.
+type ClusterConfig struct {
+	Kubeconfig string `yaml:"kubeconfig"`
+	Context    string `yaml:"context"`
+}
+
+// LoadConfig reads the YAML file at path, resolves its secret references
+// from the process environment and the file system, applies defaults and
+// validates it.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read bot config: %w", err)
+	}
+	return ParseConfig(data, os.LookupEnv)
+}
+
+// ParseConfig is LoadConfig on bytes, with lookupEnv standing for
+// os.LookupEnv.
+func ParseConfig(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("parse bot config: %w", err)
+	}
+	for _, s := range cfg.secrets() {
+		if err := s.resolve(lookupEnv); err != nil {
+			return nil, err
+		}
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) secrets() []*Secret {
+	var out []*Secret
+	if c.GitHub != nil {
+		out = append(out, &c.GitHub.Token, &c.GitHub.WebhookSecret)
+	}
+	if c.GitLab != nil {
+		out = append(out, &c.GitLab.Token, &c.GitLab.WebhookSecret)
+	}
+	return out
+}
+
+// ApplyDefaults fills fields left at their zero value.
+func (c *Config) ApplyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(os.TempDir(), "gitops-bot")
+	}
+	if c.Workers == 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.JobTimeout == 0 {
+		c.JobTimeout = DefaultJobTimeout
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+// Validate reports every problem with the configuration at once. A forge
+// configured without a webhook secret is an error: the bot fails closed.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.GitHub == nil && c.GitLab == nil {
+		errs = append(errs, errors.New("configure at least one forge (github or gitlab)"))
+	}
+	if c.GitHub != nil {
+		if c.GitHub.WebhookSecret.Empty() {
+			errs = append(errs, errors.New("github.webhookSecret is empty: set it to {env: NAME} or {file: path}; the bot refuses unsigned deliveries"))
+		}
+		if c.GitHub.AppID == 0 && c.GitHub.Token.Empty() {
+			errs = append(errs, errors.New("github: set appID and privateKeyFile (GitHub App) or token"))
+		}
+		if c.GitHub.AppID != 0 && c.GitHub.PrivateKeyFile == "" {
+			errs = append(errs, errors.New("github.privateKeyFile is required with github.appID"))
+		}
+		errs = append(errs, validatePatterns("github.repositories", c.GitHub.Repositories)...)
+	}
+	if c.GitLab != nil {
+		if c.GitLab.WebhookSecret.Empty() {
+			errs = append(errs, errors.New("gitlab.webhookSecret is empty: set it to {env: NAME} or {file: path}; the bot refuses unauthenticated deliveries"))
+		}
+		if c.GitLab.Token.Empty() {
+			errs = append(errs, errors.New("gitlab.token is empty: set it to {env: NAME} or {file: path}"))
+		}
+		errs = append(errs, validatePatterns("gitlab.repositories", c.GitLab.Repositories)...)
+	}
+	if _, ok := c.Clusters[c.DefaultCluster]; c.DefaultCluster != "" && !ok {
+		errs = append(errs, fmt.Errorf("defaultCluster %q is not among clusters", c.DefaultCluster))
+	}
+	for name, cl := range c.Clusters {
+		if name == "" {
+			errs = append(errs, errors.New("clusters: a cluster has an empty name"))
+		}
+		if cl.Kubeconfig == "" && cl.Context == "" {
+			errs = append(errs, fmt.Errorf("clusters.%s: set kubeconfig and/or context", name))
+		}
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", c.Workers))
+	}
+	if c.JobTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("jobTimeout must be positive, got %s", c.JobTimeout))
+	}
+	if c.ReconcileInterval <= 0 {
+		errs = append(errs, fmt.Errorf("reconcileInterval must be positive, got %s", c.ReconcileInterval))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("maxBodyBytes must be positive, got %d", c.MaxBodyBytes))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid bot config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func validatePatterns(field string, patterns []string) []error {
+	var errs []error
+	for i, p := range patterns {
+		q := strings.TrimPrefix(p, "!")
+		if q == "" || strings.TrimSpace(q) != q {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q is not a repository pattern", field, i, p))
+			continue
+		}
+		if i := strings.IndexByte(q, '*'); i >= 0 && i != len(q)-1 {
+			errs = append(errs, fmt.Errorf("%s[%d]: %q: '*' is allowed only at the end", field, i, p))
+		}
+	}
+	return errs
+}
+
+// Secret holds a credential. It prints, marshals and logs as "***" so it
+// never reaches logs or errors; Reveal gives the value to the code that
+// needs it. In YAML it is a reference, {env: NAME} or {file: path}, never the
+// value itself.
+type Secret struct {
+	env, file string
+	value     string
+}
+
+// NewSecret wraps a value (for tests and callers that build Config in code).
+func NewSecret(value string) Secret { return Secret{value: value} }
+
+const redacted = "***"
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return s.value }
+
+// Empty reports whether the secret has no value.
+func (s Secret) Empty() bool { return s.value == "" }
+
+func (s Secret) String() string               { return redacted }
+func (s Secret) GoString() string             { return redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
+func (s Secret) MarshalYAML() (any, error)    { return redacted, nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// UnmarshalYAML accepts only a reference; an inline value is refused so
+// secrets stay out of config files.
+func (s *Secret) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a secret must be {env: NAME} or {file: path}, never an inline value", node.Line)
+	}
+	var ref struct {
+		Env  string `yaml:"env"`
+		File string `yaml:"file"`
+	}
+	if err := node.Decode(&ref); err != nil {
+		return fmt.Errorf("line %d: a secret must be {env: NAME} or {file: path}", node.Line)
+	}
+	if (ref.Env == "") == (ref.File == "") {
+		return fmt.Errorf("line %d: a secret must set exactly one of env or file", node.Line)
+	}
+	*s = Secret{env: ref.Env, file: ref.File}
+	return nil
+}
+
+func (s *Secret) resolve(lookupEnv func(string) (string, bool)) error {
+	switch {
+	case s.env != "":
+		v, ok := lookupEnv(s.env)
+		if !ok {
+			return fmt.Errorf("secret: environment variable %s is not set", s.env)
+		}
+		s.value = strings.TrimSpace(v)
+	case s.file != "":
+		b, err := os.ReadFile(s.file)
+		if err != nil {
+			// The error names the path only, never content.
+			return fmt.Errorf("secret: read %s: %w", s.file, errors.Unwrap(err))
+		}
+		s.value = strings.TrimSpace(string(b))
+	}
+	return nil
+}

@@ -1,0 +1,352 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// Commands a comment can carry.
+const (
+	CommandPreview = "preview"
+	CommandHelp    = "help"
+)
+
+// Reasons a job runs.
+const (
+	ReasonWebhook   = "webhook"
+	ReasonComment   = "comment"
+	ReasonReconcile = "reconcile"
+)
+
+// Trigger says why a job runs. The job must not trust HeadSHA: it re-reads
+// the pull request from the forge.
+type Trigger struct {
+	Reason  string        // ReasonWebhook, ReasonComment or ReasonReconcile
+	Event   scm.EventKind // the webhook's event kind, empty for reconcile
+	Action  string        // the forge's action
+	Command string        // CommandPreview or CommandHelp for comments
+	Sender  string        // who triggered it; for commands, whose permission is checked
+	HeadSHA string        // a hint only
+	// DeliveryID is the webhook delivery, for logs.
+	DeliveryID string
+}
+
+// JobFunc does a pull request's work (the preview). It runs with one job at
+// a time per pull request, under the job timeout; returning a
+// *scm.RateLimitError re-queues the job after the limit resets.
+type JobFunc func(ctx context.Context, forge scm.Forge, pr scm.PRRef, trigger Trigger) error
+
+// helpText answers /gitops help.
+const helpText = "**kubectl-gitops bot commands** (comment with the command on the first line; requires write access):\n\n" +
+	"- `/gitops preview` — render the changed apps at this pull request's head and diff them against the live clusters\n" +
+	"- `/gitops help` — show this message\n"
+
+const (
+	// maxQueued bounds pull requests waiting for a worker; past it intake
+	// answers 503 so the forge retries later.
+	maxQueued = 10000
+	// maxRateLimitRetries bounds how often one job waits for a rate limit.
+	maxRateLimitRetries = 3
+	// maxRateLimitWait caps one wait, whatever the forge's reset says.
+	maxRateLimitWait = time.Hour
+)
+
+// job is the work pending for one pull request: the newest preview
+// trigger and the newest help request, coalesced.
+type job struct {
+	pr             scm.PRRef
+	installationID int64
+	preview        *Trigger
+	previewSeq     uint64
+	help           *Trigger
+	helpSeq        uint64
+	attempts       int // rate-limit re-queues so far
+}
+
+// merge folds o into j, keeping the newest of each kind.
+func (j *job) merge(o *job) {
+	if o.preview != nil && o.previewSeq > j.previewSeq {
+		j.preview, j.previewSeq = o.preview, o.previewSeq
+	}
+	if o.help != nil && o.helpSeq > j.helpSeq {
+		j.help, j.helpSeq = o.help, o.helpSeq
+	}
+	if o.installationID != 0 {
+		j.installationID = o.installationID
+	}
+	j.attempts = max(j.attempts, o.attempts)
+}
+
+// queue serialises jobs per pull request: at most one running per PR, at
+// most one pending per PR (newer triggers replace older ones), FIFO across
+// PRs.
+type queue struct {
+	mu      sync.Mutex
+	seq     uint64
+	pending map[scm.PRRef]*job
+	running map[scm.PRRef]bool
+	ready   []scm.PRRef // PRs pending and not running, in arrival order
+	closed  bool
+	wake    chan struct{}
+	depth   func(int)
+}
+
+func newQueue(depth func(int)) *queue {
+	return &queue{
+		pending: map[scm.PRRef]*job{},
+		running: map[scm.PRRef]bool{},
+		wake:    make(chan struct{}, 1),
+		depth:   depth,
+	}
+}
+
+var errQueueFull = errors.New("job queue is full")
+
+// add queues t for pr, coalescing with a pending job for the same PR.
+func (q *queue) add(pr scm.PRRef, installationID int64, t Trigger) error {
+	q.mu.Lock()
+	q.seq++
+	j := &job{pr: pr, installationID: installationID}
+	if t.Command == CommandHelp {
+		j.help, j.helpSeq = &t, q.seq
+	} else {
+		j.preview, j.previewSeq = &t, q.seq
+	}
+	err := q.putLocked(j)
+	q.mu.Unlock()
+	q.signal()
+	return err
+}
+
+// requeue puts a job back after a rate-limit wait; newer pending triggers
+// win over its old ones.
+func (q *queue) requeue(j *job) {
+	q.mu.Lock()
+	_ = q.putLocked(j)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *queue) putLocked(j *job) error {
+	if q.closed {
+		return errors.New("bot is shutting down")
+	}
+	if p, ok := q.pending[j.pr]; ok {
+		p.merge(j)
+		return nil
+	}
+	if len(q.pending) >= maxQueued {
+		return errQueueFull
+	}
+	q.pending[j.pr] = j
+	if !q.running[j.pr] {
+		q.ready = append(q.ready, j.pr)
+	}
+	q.depth(len(q.pending))
+	return nil
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next blocks until a job is ready or ctx ends, and marks its PR running.
+func (q *queue) next(ctx context.Context) (*job, bool) {
+	for ctx.Err() == nil {
+		q.mu.Lock()
+		if len(q.ready) > 0 {
+			pr := q.ready[0]
+			q.ready = q.ready[1:]
+			j := q.pending[pr]
+			delete(q.pending, pr)
+			q.running[pr] = true
+			more := len(q.ready) > 0
+			q.depth(len(q.pending))
+			q.mu.Unlock()
+			if more {
+				q.signal() // let another idle worker take the rest
+			}
+			return j, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-q.wake:
+		}
+	}
+	return nil, false
+}
+
+// done marks pr's job finished; a job that arrived meanwhile becomes ready.
+func (q *queue) done(pr scm.PRRef) {
+	q.mu.Lock()
+	delete(q.running, pr)
+	if _, ok := q.pending[pr]; ok {
+		q.ready = append(q.ready, pr)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+// close drops queued jobs and refuses new ones.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.pending = map[scm.PRRef]*job{}
+	q.ready = nil
+	q.depth(0)
+	q.mu.Unlock()
+}
+
+// worker runs jobs until ctx ends. Cancelling ctx cancels the running job.
+func (b *Bot) worker(ctx context.Context) {
+	for {
+		j, ok := b.queue.next(ctx)
+		if !ok {
+			return
+		}
+		b.run(ctx, j)
+		b.queue.done(j.pr)
+	}
+}
+
+// run executes one job under the job timeout and records its outcome.
+func (b *Bot) run(ctx context.Context, j *job) {
+	start := b.now()
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.JobTimeout)
+	defer cancel()
+	log := b.log.With("pr", j.pr.String())
+
+	err := b.execute(ctx, j)
+	result := "success"
+	var rl *scm.RateLimitError
+	switch {
+	case err == nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		result = "timeout"
+		log.Warn("job timed out", "timeout", b.cfg.JobTimeout.String())
+	case ctx.Err() != nil:
+		result = "cancelled"
+	case errors.As(err, &rl):
+		result = "rate_limited"
+		b.retryAfterRateLimit(j, rl, log)
+	case errors.Is(err, errSkipped):
+		result = "skipped"
+		log.Info("job skipped", "reason", err.Error())
+	default:
+		result = "error"
+		log.Error("job failed", "err", err.Error())
+	}
+	b.metrics.jobs.WithLabelValues(result).Inc()
+	b.metrics.jobDuration.WithLabelValues(result).Observe(b.now().Sub(start).Seconds())
+}
+
+// errSkipped marks a job deliberately not done (no permission, a fork).
+var errSkipped = errors.New("skipped")
+
+func (b *Bot) execute(ctx context.Context, j *job) error {
+	forges, ok := b.deps.Forges[j.pr.Repo.Kind]
+	if !ok {
+		return fmt.Errorf("no forge client for %s", j.pr.Repo.Kind)
+	}
+	forge, err := forges.Forge(ctx, j.pr.Repo, j.installationID)
+	if err != nil {
+		return fmt.Errorf("forge client for %s: %w", j.pr.Repo, err)
+	}
+	var errs []error
+	if j.help != nil {
+		if err := b.help(ctx, forge, j.pr, *j.help); err != nil {
+			if isRetryable(err) {
+				return err
+			}
+			errs = append(errs, err)
+		}
+		j.help = nil // answered; a rate-limit retry must not answer twice
+	}
+	if j.preview != nil {
+		if err := b.preview(ctx, forge, j.pr, *j.preview); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func isRetryable(err error) bool {
+	var rl *scm.RateLimitError
+	return errors.As(err, &rl)
+}
+
+// authorize checks that a command's sender may push to the repository.
+func (b *Bot) authorize(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger) error {
+	if t.Reason != ReasonComment {
+		return nil
+	}
+	perm, err := forge.Permission(ctx, pr.Repo, t.Sender)
+	if err != nil {
+		return fmt.Errorf("check %s's permission on %s: %w", t.Sender, pr.Repo, err)
+	}
+	if !perm.CanWrite() {
+		return fmt.Errorf("%w: %s has %s access to %s, commands need write", errSkipped, t.Sender, perm, pr.Repo)
+	}
+	return nil
+}
+
+func (b *Bot) help(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger) error {
+	if err := b.authorize(ctx, forge, pr, t); err != nil {
+		return err
+	}
+	if _, err := forge.CreateComment(ctx, pr, helpText); err != nil {
+		return fmt.Errorf("answer /gitops help on %s: %w", pr, err)
+	}
+	return nil
+}
+
+func (b *Bot) preview(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger) error {
+	if err := b.authorize(ctx, forge, pr, t); err != nil {
+		return err
+	}
+	if !b.cfg.AllowForks {
+		cur, err := forge.GetPullRequest(ctx, pr)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", pr, err)
+		}
+		if cur.Fork {
+			return fmt.Errorf("%w: %s comes from a fork and allowForks is off", errSkipped, pr)
+		}
+	}
+	return b.deps.Work(ctx, forge, pr, t)
+}
+
+// retryAfterRateLimit re-queues j once the forge's limit resets, at most
+// maxRateLimitRetries times; the wait ends early when the bot stops.
+func (b *Bot) retryAfterRateLimit(j *job, rl *scm.RateLimitError, log *slog.Logger) {
+	if j.attempts >= maxRateLimitRetries {
+		log.Error("job dropped after repeated rate limits", "attempts", j.attempts)
+		return
+	}
+	j.attempts++
+	wait := min(max(rl.Reset.Sub(b.now()), 0), maxRateLimitWait)
+	log.Warn("forge rate limit hit; job re-queued", "wait", wait.String(), "attempt", j.attempts)
+	b.metrics.rateLimitWaits.Inc()
+	b.waits.Add(1)
+	go func() {
+		defer b.waits.Done()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-b.stopping:
+		case <-t.C:
+			b.queue.requeue(j)
+		}
+	}()
+}

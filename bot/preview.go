@@ -1,0 +1,385 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/render"
+)
+
+// PreviewContext is the commit status context of previews.
+const PreviewContext = "gitops/preview"
+
+// ClusterTarget reaches one cluster the bot may diff against.
+type ClusterTarget = genericclioptions.RESTClientGetter
+
+// Previewer previews pull requests: it renders the apps a pull request
+// touches from its head, diffs them against their clusters and keeps one
+// sticky comment and the gitops/preview status up to date.
+type Previewer struct {
+	// Clusters are the clusters the bot can reach, by the names apps give
+	// in their cluster field.
+	Clusters map[string]ClusterTarget
+	// DefaultCluster is the cluster of apps that name none.
+	DefaultCluster string
+	// CacheDir holds the checkouts of pull request heads and Git sources.
+	CacheDir string
+	// AllowForks previews pull requests from forks, render-only: the head
+	// is fetched without credentials and diffed against the base's render,
+	// never against a cluster.
+	AllowForks bool
+	// StatusContext defaults to PreviewContext.
+	StatusContext string
+	// MaxCommentBytes is a forge's limit on a comment (default: GitHub
+	// 65,536, GitLab 1,000,000).
+	MaxCommentBytes func(scm.Kind) int
+}
+
+// Preview brings the preview of pr up to date. The pull request is read
+// again from the forge; a preview of its current head already posted is
+// left alone unless force is set. Problems with one app are reported in the
+// comment; the error is for what stops the whole preview (the forge, the
+// fetch of the head).
+func (p *Previewer) Preview(ctx context.Context, forge scm.Forge, ref scm.PRRef, force bool) error {
+	pr, err := forge.GetPullRequest(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("read pull request %s: %w", ref, err)
+	}
+	if pr.State != "open" {
+		return nil
+	}
+	sticky, err := p.stickyComment(ctx, forge, ref)
+	if err != nil {
+		return err
+	}
+	if sticky != nil && !force {
+		if m := previewMarkerSHA.FindStringSubmatch(sticky.Body); m != nil && m[1] == pr.HeadSHA {
+			return nil
+		}
+	}
+	if err := p.status(ctx, forge, pr, scm.StatusPending, "rendering the apps this change touches"); err != nil {
+		return err
+	}
+	previews, note, err := p.previews(ctx, forge, pr)
+	if err != nil {
+		// Tell the reader, then report the failure to the job.
+		_ = p.status(ctx, forge, pr, scm.StatusError, "the preview failed; it will be retried")
+		return err
+	}
+	body := report.Comment(previews, report.CommentOptions{
+		Marker:   previewMarker(pr.HeadSHA),
+		MaxBytes: p.maxBytes(ref.Repo.Kind),
+		HeadSHA:  pr.HeadSHA,
+		Note:     note,
+	})
+	if err := p.upsert(ctx, forge, ref, sticky, body); err != nil {
+		return err
+	}
+	state, desc := scm.StatusSuccess, previewSummary(previews)
+	if note != "" && len(previews) == 0 {
+		desc = note
+	}
+	var failed []string
+	for _, ap := range previews {
+		if ap.Err != nil {
+			failed = append(failed, ap.App)
+		}
+	}
+	if len(failed) > 0 {
+		state, desc = scm.StatusFailure, "preview failed for "+strings.Join(failed, ", ")
+	}
+	return p.status(ctx, forge, pr, state, desc)
+}
+
+func (p *Previewer) status(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, state scm.StatusState, desc string) error {
+	name := p.StatusContext
+	if name == "" {
+		name = PreviewContext
+	}
+	err := forge.SetStatus(ctx, pr.Ref.Repo, scm.Status{SHA: pr.HeadSHA, Context: name, State: state, Description: desc})
+	if err != nil {
+		return fmt.Errorf("set status %s on %s: %w", name, pr.Ref, err)
+	}
+	return nil
+}
+
+func (p *Previewer) maxBytes(kind scm.Kind) int {
+	if p.MaxCommentBytes != nil {
+		if n := p.MaxCommentBytes(kind); n > 0 {
+			return n
+		}
+	}
+	if kind == scm.GitLab {
+		return 1_000_000
+	}
+	return 65_536
+}
+
+// previews computes the preview of every app pr touches, and a note for
+// the whole comment (such as why nothing was previewed).
+func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullRequest) ([]report.AppPreview, string, error) {
+	if pr.Fork && !p.AllowForks {
+		return nil, "This pull request comes from a fork; previews of forks are off (the bot's allowForks setting).", nil
+	}
+	// Policy comes from the base: the head may not widen it.
+	data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, config.FileName)
+	if errors.Is(err, scm.ErrNotFound) {
+		return nil, "The base branch has no " + config.FileName + "; nothing to preview.", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
+	}
+	base, err := config.Parse(config.FileName+" (base)", data)
+	if err != nil {
+		return nil, "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), nil
+	}
+
+	headURL, auth := pr.CloneURL, p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)
+	if pr.Fork {
+		// A fork is fetched as the public does: the base's credentials
+		// never go to a URL the pull request's author chose.
+		headURL, auth = pr.HeadCloneURL, nil
+	}
+	// The head's URL comes from the forge, not from gitops.yaml, so the
+	// sources allowlist does not apply to it.
+	headFetch := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: auth}
+	co, err := headFetch.Fetch(ctx, headURL, pr.HeadSHA)
+	if err != nil {
+		return nil, "", fmt.Errorf("fetch the head %s of %s: %w", pr.HeadSHA, pr.Ref, err)
+	}
+	head, err := loadHead(co.Dir)
+	if err != nil {
+		return []report.AppPreview{{App: config.FileName, Err: err}}, "", nil
+	}
+
+	// Third-party sources: only what the base allows, and no credentials.
+	sources := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "sources"), Allow: sourceAllowList(base)}
+	opts := render.AppOptions{
+		Root: co.Dir,
+		Fetch: func(ctx context.Context, url, ref string) (string, error) {
+			c, err := sources.Fetch(ctx, url, ref)
+			return c.Dir, err
+		},
+	}
+
+	// Render every local app once: its files tell whether it is touched.
+	rendered := map[string]*render.Result{}
+	renderErr := map[string]error{}
+	files := map[string][]string{}
+	for _, app := range head.Apps {
+		if app.Source != nil || (app.Helm != nil && app.Helm.Remote()) {
+			continue
+		}
+		o := opts
+		o.Namespace = appNamespace(app)
+		res, err := render.App(ctx, head, app, o)
+		if err != nil {
+			renderErr[app.Name] = err
+			continue
+		}
+		rendered[app.Name], files[app.Name] = res, res.Files
+	}
+	changed, err := forge.ChangedFiles(ctx, pr.Ref)
+	if err != nil {
+		return nil, "", fmt.Errorf("list the files %s changes: %w", pr.Ref, err)
+	}
+	touched := Touched(base, head, changed, files)
+
+	var baseRepo *config.Repository
+	if pr.Fork {
+		if baseRepo, err = p.baseCheckout(ctx, forge, pr, base); err != nil {
+			return nil, "", err
+		}
+	}
+	allowed := p.allowedClusters(base)
+	var out []report.AppPreview
+	for _, app := range touched {
+		ap := report.AppPreview{App: app.Name, Cluster: p.clusterOf(app)}
+		remote := app.Helm != nil && app.Helm.Remote()
+		if rendered[app.Name] == nil && renderErr[app.Name] == nil && !remote {
+			// An app with a Git source: fetched now that it is touched.
+			o := opts
+			o.Namespace = appNamespace(app)
+			rendered[app.Name], renderErr[app.Name] = render.App(ctx, head, app, o)
+		}
+		switch {
+		case remote:
+			ap.Note = "not previewed: its chart comes from a chart repository or registry, which the bot does not fetch for pull requests"
+		case renderErr[app.Name] != nil:
+			ap.Err = renderErr[app.Name]
+		case pr.Fork:
+			ap.Note = "rendered only (a pull request from a fork is not diffed against a cluster): the head's render against the base's"
+			ap.Changes, ap.Err = p.offlineDiff(ctx, baseRepo, app, opts, rendered[app.Name])
+		case !allowed[ap.Cluster]:
+			ap.Note = fmt.Sprintf("not previewed live: cluster %q is not one the base branch's %s deploys to with the bot", ap.Cluster, config.FileName)
+		default:
+			ap.Changes, ap.Err = p.liveDiff(ctx, head, app, opts, rendered[app.Name])
+		}
+		out = append(out, ap)
+	}
+	return out, "", nil
+}
+
+// loadHead reads the pull request's gitops.yaml from its checkout. Errors
+// name the file as the repository does, not by its place in the cache.
+func loadHead(dir string) (*config.Repository, error) {
+	name := config.FileName + " (pull request)"
+	f, err := os.Open(filepath.Join(dir, config.FileName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("the pull request deletes %s; nothing to preview", config.FileName)
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, config.MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	repo, err := config.Parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	repo.Dir, repo.File = dir, filepath.Join(dir, config.FileName)
+	return repo, nil
+}
+
+// auth gives the forge's clone credentials for url and nothing else.
+func (p *Previewer) auth(ctx context.Context, forge scm.Forge, repo scm.RepoRef, url string) func(string) (string, string, bool) {
+	return func(u string) (string, string, bool) {
+		if u != url {
+			return "", "", false
+		}
+		user, pass, err := forge.CloneCredentials(ctx, repo)
+		if err != nil || pass == "" {
+			return "", "", false
+		}
+		return user, pass, true
+	}
+}
+
+// sourceAllowList is the base's sources.allow. An empty list allows every source
+// the file names; for a pull request that would be any URL its author
+// writes, so the bot then allows exactly the sources the base's apps use,
+// and nothing when they use none.
+func sourceAllowList(base *config.Repository) []string {
+	if len(base.Sources.Allow) > 0 {
+		return base.Sources.Allow
+	}
+	// A prefix no URL starts with keeps the list non-empty.
+	out := []string{"\x00no-source"}
+	for _, app := range base.Apps {
+		if app.Source != nil {
+			out = append(out, app.Source.Git)
+		}
+	}
+	return out
+}
+
+// allowedClusters are the clusters the bot may diff against: those the base
+// file's apps deploy to and the bot can reach.
+func (p *Previewer) allowedClusters(base *config.Repository) map[string]bool {
+	out := map[string]bool{}
+	for _, app := range base.Apps {
+		name := p.clusterOf(app)
+		if _, ok := p.Clusters[name]; ok {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+func (p *Previewer) clusterOf(app config.App) string {
+	if app.Cluster != "" {
+		return app.Cluster
+	}
+	return p.DefaultCluster
+}
+
+// appNamespace is where the app's namespaced objects, inventory and release
+// go, as the CLI decides without -n and with a context naming none: the
+// app's namespace, else "default".
+func appNamespace(app config.App) string {
+	if app.Namespace != "" {
+		return app.Namespace
+	}
+	return "default"
+}
+
+// liveDiff diffs a rendered app against its cluster; a Helm app against its
+// release, with lookup disabled so a chart from the pull request cannot
+// read the cluster into the comment.
+func (p *Previewer) liveDiff(ctx context.Context, head *config.Repository, app config.App, opts render.AppOptions, res *render.Result) (*diff.ChangeSet, error) {
+	client, err := cluster.New(p.Clusters[p.clusterOf(app)], cluster.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("connect to cluster %s: %w", p.clusterOf(app), err)
+	}
+	ns := appNamespace(app)
+	if app.Helm != nil {
+		opts.Namespace = ns
+		rel, err := render.AppRelease(ctx, head, app, opts)
+		if err != nil {
+			return nil, err
+		}
+		return client.HelmDiff(ctx, cluster.HelmRelease{Name: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, Values: rel.Values},
+			cluster.HelmDiffOptions{DisableLookup: true})
+	}
+	return client.Diff(ctx, res.Objects, cluster.InventoryRef{App: app.Name, Namespace: ns}, diff.Options{})
+}
+
+// baseCheckout fetches the base commit (the base repository, trusted, with
+// the forge's credentials) for the render-only preview of a fork.
+func (p *Previewer) baseCheckout(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, base *config.Repository) (*config.Repository, error) {
+	f := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)}
+	co, err := f.Fetch(ctx, pr.CloneURL, pr.BaseSHA)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the base %s of %s: %w", pr.BaseSHA, pr.Ref, err)
+	}
+	repo := *base
+	repo.Dir, repo.File = co.Dir, filepath.Join(co.Dir, config.FileName)
+	return &repo, nil
+}
+
+// offlineDiff diffs the head's render of app against the base's.
+func (p *Previewer) offlineDiff(ctx context.Context, base *config.Repository, app config.App, opts render.AppOptions, head *render.Result) (*diff.ChangeSet, error) {
+	var before []*unstructured.Unstructured
+	if old, ok := base.App(app.Name); ok {
+		o := opts
+		o.Root, o.Namespace = base.Dir, appNamespace(*old)
+		res, err := render.App(ctx, base, *old, o)
+		if err != nil {
+			return nil, fmt.Errorf("render the base: %w", err)
+		}
+		before = res.Objects
+	}
+	return diff.Objects(before, head.Objects, diff.Options{})
+}
+
+// previewSummary is the status description of a successful preview.
+func previewSummary(previews []report.AppPreview) string {
+	if len(previews) == 0 {
+		return "no app touched"
+	}
+	names := make([]string, 0, len(previews))
+	for _, ap := range previews {
+		names = append(names, ap.App)
+	}
+	slices.Sort(names)
+	return "previewed " + strings.Join(names, ", ")
+}

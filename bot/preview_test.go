@@ -1,0 +1,347 @@
+package bot
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+const botLogin = "gitops-bot"
+
+// previewSetup is a repository with two apps served over smart HTTP, a pull
+// request on it, and a Previewer for the test control plane.
+type previewSetup struct {
+	repo  *gittest.Repo
+	forge *previewForge
+	p     *Previewer
+	ns    string
+	ref   scm.PRRef
+}
+
+func gitopsYAML(ns string, extra string) string {
+	return `apiVersion: gitops.kubectl.dev/v1alpha1
+kind: Repository
+apps:
+- name: web
+  path: apps/web
+  namespace: ` + ns + `
+  cluster: test
+- name: api
+  path: apps/api
+  namespace: ` + ns + `
+  cluster: test
+` + extra
+}
+
+func configMap(name, value string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: " + value + "\n"
+}
+
+func newPreviewSetup(t *testing.T) *previewSetup {
+	t.Helper()
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	ns := env.Namespace(t)
+	repo := gittest.NewRepo(t, map[string]string{
+		"gitops.yaml":          gitopsYAML(ns, ""),
+		"apps/web/config.yaml": configMap("web", "one"),
+		"apps/api/config.yaml": configMap("api", "one"),
+	})
+	base := repo.Head(t)
+	srv := gittest.Serve(t, map[string]*gittest.Repo{"acme/deploy": repo}, gittest.WithBasicAuth("x-access-token", "s3cret"))
+	ref := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/deploy"}, Number: 7}
+	forge := &previewForge{
+		t: t, repo: repo, login: botLogin, user: "x-access-token", pass: "s3cret",
+		pr: scm.PullRequest{
+			Ref: ref, State: "open", Author: "dev",
+			BaseSHA: base, HeadSHA: base, BaseRef: "main", HeadRef: "feature",
+			CloneURL: srv.URL("acme/deploy"), HeadCloneURL: srv.URL("acme/deploy"),
+		},
+	}
+	flags := genericclioptions.NewConfigFlags(true)
+	kubeconfig, cacheDir := env.Kubeconfig, t.TempDir()
+	flags.KubeConfig, flags.CacheDir = &kubeconfig, &cacheDir
+	p := &Previewer{
+		Clusters: map[string]ClusterTarget{"test": flags, "moon": flags},
+		CacheDir: t.TempDir(),
+	}
+	return &previewSetup{repo: repo, forge: forge, p: p, ns: ns, ref: ref}
+}
+
+// push commits files and makes the commit the pull request's head.
+func (s *previewSetup) push(t *testing.T, files map[string]string) string {
+	t.Helper()
+	sha := s.repo.Commit(t, files, "change")
+	s.forge.setHead(sha)
+	return sha
+}
+
+func (s *previewSetup) preview(t *testing.T, force bool) {
+	t.Helper()
+	if err := s.p.Preview(t.Context(), s.forge, s.ref, force); err != nil {
+		t.Fatalf("Preview: %v", err)
+	}
+}
+
+func TestPreviewStickyComment(t *testing.T) {
+	s := newPreviewSetup(t)
+	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
+	s.preview(t, false)
+
+	comments := s.forge.botComments()
+	if len(comments) != 1 {
+		t.Fatalf("want 1 comment, got %d", len(comments))
+	}
+	body := comments[0]
+	if !strings.HasPrefix(body, previewMarker(head)) {
+		t.Errorf("the comment does not start with the marker of %s:\n%s", head, body)
+	}
+	if !strings.Contains(body, "| web | test |") || !strings.Contains(body, "ConfigMap/"+s.ns+"/web") {
+		t.Errorf("the comment does not show app web:\n%s", body)
+	}
+	if strings.Contains(body, "| api |") || strings.Contains(body, "ConfigMap/"+s.ns+"/api") {
+		t.Errorf("the comment shows app api, which the change does not touch:\n%s", body)
+	}
+	if got := s.forge.statesFor(head); len(got) != 2 || got[0] != scm.StatusPending || got[1] != scm.StatusSuccess {
+		t.Errorf("statuses on the head: %v, want [pending success]", got)
+	}
+	if st := s.forge.lastStatus(); st.Context != PreviewContext {
+		t.Errorf("status context %q", st.Context)
+	}
+
+	// A second push: the same comment is edited.
+	head2 := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "three")})
+	s.preview(t, false)
+	comments = s.forge.botComments()
+	if len(comments) != 1 || s.forge.edits != 1 {
+		t.Fatalf("after a push: %d comments, %d edits; want 1 comment edited once", len(comments), s.forge.edits)
+	}
+	if !strings.HasPrefix(comments[0], previewMarker(head2)) || !strings.Contains(comments[0], "three") {
+		t.Errorf("the comment was not updated to %s:\n%s", head2, comments[0])
+	}
+
+	// A replay of the same head changes nothing.
+	statuses := len(s.forge.statesFor(head2))
+	s.preview(t, false)
+	if s.forge.edits != 1 || s.forge.creates != 1 || len(s.forge.statesFor(head2)) != statuses {
+		t.Errorf("a replay changed something: %d edits, %d creates, statuses %v", s.forge.edits, s.forge.creates, s.forge.statesFor(head2))
+	}
+
+	// Forced, with nothing new: the body is identical, so no edit either.
+	s.preview(t, true)
+	if s.forge.edits != 1 || s.forge.creates != 1 {
+		t.Errorf("a forced preview of an unchanged head edited the comment: %d edits, %d creates", s.forge.edits, s.forge.creates)
+	}
+}
+
+func TestPreviewClusterNotAllowedByBase(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{
+		"gitops.yaml": gitopsYAML(s.ns, `- name: moon
+  path: apps/moon
+  namespace: `+s.ns+`
+  cluster: moon
+`),
+		"apps/moon/config.yaml": configMap("moon", "one"),
+	})
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "| moon | moon |") || !strings.Contains(body, "not previewed live") {
+		t.Errorf("the new app on a cluster the base does not use is not noted:\n%s", body)
+	}
+	if strings.Contains(body, "ConfigMap/"+s.ns+"/moon") {
+		t.Errorf("the app was diffed against a cluster the base does not allow:\n%s", body)
+	}
+	if strings.Contains(body, "| web |") || strings.Contains(body, "| api |") {
+		t.Errorf("untouched apps are shown:\n%s", body)
+	}
+}
+
+func TestPreviewMasksSecrets(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{"apps/web/secret.yaml": `apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+stringData:
+  password: hunter2
+data:
+  token: ` + base64.StdEncoding.EncodeToString([]byte("tok-very-secret")) + "\n"})
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "Secret/"+s.ns+"/db") {
+		t.Fatalf("the Secret is not in the preview:\n%s", body)
+	}
+	for _, secret := range []string{"hunter2", "tok-very-secret", base64.StdEncoding.EncodeToString([]byte("tok-very-secret")), base64.StdEncoding.EncodeToString([]byte("hunter2"))} {
+		if strings.Contains(body, secret) {
+			t.Errorf("the comment holds the secret %q:\n%s", secret, body)
+		}
+	}
+}
+
+func TestPreviewIgnoresOthersMarker(t *testing.T) {
+	s := newPreviewSetup(t)
+	head := s.push(t, map[string]string{"apps/api/config.yaml": configMap("api", "two")})
+	s.forge.mu.Lock()
+	quoted := s.forge.addComment("mallory", previewMarker(head)+"\nnothing to see")
+	s.forge.mu.Unlock()
+
+	s.preview(t, false)
+	if s.forge.creates != 1 || s.forge.edits != 0 {
+		t.Fatalf("%d creates, %d edits; want the bot's own comment created", s.forge.creates, s.forge.edits)
+	}
+	for _, c := range s.forge.comments {
+		if c.ID == quoted.ID && c.Body != quoted.Body {
+			t.Errorf("another user's comment was taken over: %q", c.Body)
+		}
+	}
+	if !strings.Contains(s.forge.botComments()[0], "ConfigMap/"+s.ns+"/api") {
+		t.Errorf("the bot's comment lacks the preview")
+	}
+}
+
+func TestPreviewForkRefusedByDefault(t *testing.T) {
+	s := newPreviewSetup(t)
+	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
+	s.forge.mu.Lock()
+	s.forge.pr.Fork = true
+	s.forge.pr.HeadCloneURL = "http://127.0.0.1:1/evil/deploy"
+	s.forge.mu.Unlock()
+
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "fork") || strings.Contains(body, "ConfigMap/") {
+		t.Errorf("a fork was previewed, or the comment does not say why not:\n%s", body)
+	}
+	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess || !strings.Contains(st.Description, "fork") {
+		t.Errorf("status %+v, want success saying forks are off", st)
+	}
+}
+
+func TestPreviewForkRenderOnly(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.p.AllowForks = true
+	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
+	// The fork is served without credentials: the head is fetched as the
+	// public would.
+	fork := gittest.Serve(t, map[string]*gittest.Repo{"mallory/deploy": s.repo})
+	s.forge.mu.Lock()
+	s.forge.pr.Fork = true
+	s.forge.pr.HeadCloneURL = fork.URL("mallory/deploy")
+	s.forge.mu.Unlock()
+
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "rendered only") || !strings.Contains(body, "| web | test | 0 | 1 | 0 |") {
+		t.Errorf("the fork is not previewed render-only:\n%s", body)
+	}
+	if !strings.Contains(body, "-  value: one") || !strings.Contains(body, "+  value: two") {
+		t.Errorf("the diff is not the base's render against the head's:\n%s", body)
+	}
+	if strings.Contains(body, "applyset.kubernetes.io") {
+		t.Errorf("the fork was diffed against the cluster:\n%s", body)
+	}
+	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess {
+		t.Errorf("status %+v, want success", st)
+	}
+}
+
+func TestPreviewRenderErrorInComment(t *testing.T) {
+	s := newPreviewSetup(t)
+	head := s.push(t, map[string]string{"apps/web/kustomization.yaml": "resources: [missing.yaml]\n"})
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "| web | test | – | – | – | 1 |") || !strings.Contains(body, "**Error:**") {
+		t.Errorf("the render error is not in the comment:\n%s", body)
+	}
+	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusFailure || !strings.Contains(st.Description, "web") {
+		t.Errorf("status %+v, want failure naming web", st)
+	}
+}
+
+func TestPreviewClosed(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
+	s.forge.mu.Lock()
+	s.forge.pr.State = "closed"
+	s.forge.mu.Unlock()
+	s.preview(t, true)
+	if len(s.forge.comments) != 0 || len(s.forge.statuses) != 0 {
+		t.Errorf("a closed pull request was previewed: %d comments, %d statuses", len(s.forge.comments), len(s.forge.statuses))
+	}
+}
+
+func TestPreviewHelmApp(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{
+		"gitops.yaml": gitopsYAML(s.ns, `- name: site
+  namespace: `+s.ns+`
+  cluster: test
+  path: charts/site
+  helm:
+    chart: charts/site
+    valuesFiles: [values/site.yaml]
+`),
+		"charts/site/Chart.yaml": "apiVersion: v2\nname: site\nversion: 0.1.0\n",
+		// lookup would copy a live object into the comment; the bot
+		// renders with it disabled.
+		"charts/site/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: site\ndata:\n  mode: {{ .Values.mode }}\n  found: {{ (lookup \"v1\" \"Namespace\" \"\" \"default\") | len | quote }}\n",
+		"values/site.yaml":              "mode: blue\n",
+	})
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "| site | test |") || !strings.Contains(body, "ConfigMap/"+s.ns+"/site") || !strings.Contains(body, "mode: blue") {
+		t.Errorf("the Helm app is not previewed:\n%s", body)
+	}
+	if !strings.Contains(body, `found: "0"`) {
+		t.Errorf("lookup read the cluster:\n%s", body)
+	}
+	if strings.Contains(body, "| web |") {
+		t.Errorf("untouched apps are shown:\n%s", body)
+	}
+}
+
+func TestPreviewSourceNotAllowedByBase(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{"gitops.yaml": gitopsYAML(s.ns, `- name: borrowed
+  namespace: `+s.ns+`
+  cluster: test
+  source:
+    git: https://git.invalid/mallory/manifests.git
+    ref: main
+`)})
+	s.preview(t, false)
+	body := s.forge.botComments()[0]
+	if !strings.Contains(body, "| borrowed | test | – | – | – | 1 |") {
+		t.Errorf("a source the base does not allow was fetched, or the refusal is not shown:\n%s", body)
+	}
+	if st := s.forge.lastStatus(); st.State != scm.StatusFailure {
+		t.Errorf("status %+v, want failure", st)
+	}
+}
+
+func TestPreviewFindsStickyBeyondFirstPage(t *testing.T) {
+	s := newPreviewSetup(t)
+	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
+	s.forge.mu.Lock()
+	for range 120 {
+		s.forge.addComment("dev", "lgtm")
+	}
+	s.forge.mu.Unlock()
+	s.preview(t, false)
+	s.forge.mu.Lock()
+	for range 50 {
+		s.forge.addComment("dev", "ping")
+	}
+	s.forge.mu.Unlock()
+
+	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "three")})
+	s.preview(t, false)
+	if s.forge.creates != 1 || s.forge.edits != 1 {
+		t.Errorf("%d creates, %d edits; want the comment at position 121 edited", s.forge.creates, s.forge.edits)
+	}
+}

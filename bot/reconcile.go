@@ -1,0 +1,77 @@
+package bot
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// reconcileLoop re-lists open pull requests at start and every interval,
+// so a missed webhook costs at most one interval. Each gets a job; the
+// preview itself notices (from its sticky comment's marker) when nothing
+// changed.
+func (b *Bot) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		b.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile queues a job for every open pull request of the repositories
+// named exactly in the allowlists.
+func (b *Bot) reconcile(ctx context.Context) {
+	for _, repo := range b.reconciledRepos() {
+		if ctx.Err() != nil {
+			return
+		}
+		log := b.log.With("repo", repo.String())
+		forges, ok := b.deps.Forges[repo.Kind]
+		if !ok {
+			continue
+		}
+		forge, err := forges.Forge(ctx, repo, 0)
+		if err != nil {
+			log.Warn("reconcile: no forge client", "err", err.Error())
+			continue
+		}
+		prs, err := forge.ListOpenPullRequests(ctx, repo)
+		if err != nil {
+			log.Warn("reconcile: list open pull requests", "err", err.Error())
+			continue
+		}
+		for _, pr := range prs {
+			ref := pr.Ref
+			if ref.Repo.FullName == "" {
+				ref.Repo = repo
+			}
+			if err := b.queue.add(ref, 0, Trigger{Reason: ReasonReconcile, HeadSHA: pr.HeadSHA}); err != nil {
+				log.Warn("reconcile: job not queued", "pr", ref.String(), "err", err.Error())
+			}
+		}
+	}
+}
+
+// reconciledRepos are the allowlist entries naming one repository (no
+// wildcard, no "!") that the allowlist does not exclude.
+func (b *Bot) reconciledRepos() []scm.RepoRef {
+	var out []scm.RepoRef
+	for _, kind := range []scm.Kind{scm.GitHub, scm.GitLab} {
+		for _, p := range b.patterns[kind] {
+			if strings.HasPrefix(p, "!") || strings.HasSuffix(p, "*") {
+				continue
+			}
+			if allowlisted(b.patterns[kind], p) {
+				out = append(out, scm.RepoRef{Kind: kind, FullName: p})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,306 @@
+package github
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	gh "github.com/google/go-github/v88/github"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+const (
+	perPage = 100
+	// statusDescriptionMax is GitHub's limit on a commit status description.
+	statusDescriptionMax = 140
+)
+
+// forge is scm.Forge on one set of credentials: an installation or a token.
+type forge struct {
+	fs    *Forges
+	c     *gh.Client
+	creds func(ctx context.Context) (string, error)
+}
+
+var _ scm.Forge = (*forge)(nil)
+
+func (g *forge) ListComments(ctx context.Context, pr scm.PRRef) ([]scm.Comment, error) {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []scm.Comment
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: perPage}}
+	for {
+		cs, resp, err := g.c.Issues.ListComments(ctx, owner, name, pr.Number, opts)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("listing the comments of %s", pr), err)
+		}
+		for _, c := range cs {
+			out = append(out, comment(c))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func comment(c *gh.IssueComment) scm.Comment {
+	return scm.Comment{
+		ID:        c.GetID(),
+		Author:    c.GetUser().GetLogin(),
+		Body:      c.GetBody(),
+		CreatedAt: c.GetCreatedAt().Time,
+		UpdatedAt: c.GetUpdatedAt().Time,
+	}
+}
+
+func (g *forge) CreateComment(ctx context.Context, pr scm.PRRef, body string) (scm.Comment, error) {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return scm.Comment{}, err
+	}
+	c, _, err := g.c.Issues.CreateComment(ctx, owner, name, pr.Number, &gh.IssueComment{Body: &body})
+	if err != nil {
+		return scm.Comment{}, mapErr(fmt.Sprintf("commenting on %s", pr), err)
+	}
+	return comment(c), nil
+}
+
+func (g *forge) EditComment(ctx context.Context, pr scm.PRRef, id int64, body string) error {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return err
+	}
+	if _, _, err := g.c.Issues.EditComment(ctx, owner, name, id, &gh.IssueComment{Body: &body}); err != nil {
+		return mapErr(fmt.Sprintf("editing comment %d on %s", id, pr), err)
+	}
+	return nil
+}
+
+func (g *forge) SetStatus(ctx context.Context, repo scm.RepoRef, st scm.Status) error {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return err
+	}
+	state := string(st.State)
+	s := gh.RepoStatus{State: &state, Context: &st.Context}
+	if d := trimRunes(st.Description, statusDescriptionMax); d != "" {
+		s.Description = &d
+	}
+	if st.TargetURL != "" {
+		s.TargetURL = &st.TargetURL
+	}
+	if _, _, err := g.c.Repositories.CreateStatus(ctx, owner, name, st.SHA, s); err != nil {
+		return mapErr(fmt.Sprintf("setting status %s on %s@%s", st.Context, repo.FullName, st.SHA), err)
+	}
+	return nil
+}
+
+// trimRunes cuts s to at most n characters, marking the cut with "…".
+func trimRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func (g *forge) ListReviews(ctx context.Context, pr scm.PRRef) ([]scm.Review, error) {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []scm.Review
+	opts := &gh.ListOptions{PerPage: perPage}
+	for {
+		rs, resp, err := g.c.PullRequests.ListReviews(ctx, owner, name, pr.Number, opts)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("listing the reviews of %s", pr), err)
+		}
+		for _, r := range rs {
+			out = append(out, scm.Review{
+				ID:          r.GetID(),
+				Author:      r.GetUser().GetLogin(),
+				State:       reviewState(r.GetState()),
+				CommitSHA:   r.GetCommitID(),
+				SubmittedAt: r.GetSubmittedAt().Time,
+			})
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+func reviewState(s string) scm.ReviewState {
+	switch strings.ToUpper(s) {
+	case "APPROVED":
+		return scm.ReviewApproved
+	case "CHANGES_REQUESTED":
+		return scm.ReviewChangesRequested
+	case "DISMISSED":
+		return scm.ReviewDismissed
+	default: // COMMENTED, PENDING
+		return scm.ReviewCommented
+	}
+}
+
+func (g *forge) GetPullRequest(ctx context.Context, pr scm.PRRef) (*scm.PullRequest, error) {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	p, _, err := g.c.PullRequests.Get(ctx, owner, name, pr.Number)
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("reading %s", pr), err)
+	}
+	out := pullRequest(pr.Repo, p)
+	return &out, nil
+}
+
+func pullRequest(repo scm.RepoRef, p *gh.PullRequest) scm.PullRequest {
+	state := p.GetState()
+	if p.GetMerged() || p.MergedAt != nil {
+		state = "merged"
+	}
+	baseRepo := p.GetBase().GetRepo()
+	headRepo := p.GetHead().GetRepo()
+	if repo.ID == 0 {
+		repo.ID = baseRepo.GetID()
+	}
+	return scm.PullRequest{
+		Ref:          scm.PRRef{Repo: repo, Number: p.GetNumber()},
+		Title:        p.GetTitle(),
+		Author:       p.GetUser().GetLogin(),
+		URL:          p.GetHTMLURL(),
+		State:        state,
+		Draft:        p.GetDraft(),
+		HeadSHA:      p.GetHead().GetSHA(),
+		HeadRef:      p.GetHead().GetRef(),
+		BaseSHA:      p.GetBase().GetSHA(),
+		BaseRef:      p.GetBase().GetRef(),
+		CloneURL:     baseRepo.GetCloneURL(),
+		HeadCloneURL: headRepo.GetCloneURL(),
+		// A deleted fork leaves no head repository: treat it as a fork.
+		Fork:      headRepo == nil || headRepo.GetFullName() != baseRepo.GetFullName(),
+		Mergeable: p.Mergeable,
+		UpdatedAt: p.GetUpdatedAt().Time,
+	}
+}
+
+func (g *forge) ListOpenPullRequests(ctx context.Context, repo scm.RepoRef) ([]scm.PullRequest, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []scm.PullRequest
+	opts := &gh.PullRequestListOptions{State: "open", ListOptions: gh.ListOptions{PerPage: perPage}}
+	for {
+		ps, resp, err := g.c.PullRequests.List(ctx, owner, name, opts)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("listing the open pull requests of %s", repo.FullName), err)
+		}
+		for _, p := range ps {
+			out = append(out, pullRequest(repo, p))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// ChangedFiles lists both sides of renames. GitHub lists at most 3000
+// files of a pull request.
+func (g *forge) ChangedFiles(ctx context.Context, pr scm.PRRef) ([]string, error) {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	opts := &gh.ListOptions{PerPage: perPage}
+	for {
+		fs, resp, err := g.c.PullRequests.ListFiles(ctx, owner, name, pr.Number, opts)
+		if err != nil {
+			return nil, mapErr(fmt.Sprintf("listing the files %s changes", pr), err)
+		}
+		for _, f := range fs {
+			out = append(out, f.GetFilename())
+			if prev := f.GetPreviousFilename(); prev != "" && prev != f.GetFilename() {
+				out = append(out, prev)
+			}
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// ReadFile reads a file through the contents API with the raw media type,
+// so files up to 100 MB come back as they are, not base64 in JSON.
+func (g *forge) ReadFile(ctx context.Context, repo scm.RepoRef, ref, path string) ([]byte, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	u := fmt.Sprintf("repos/%s/%s/contents/%s", url.PathEscape(owner), url.PathEscape(name), strings.Join(segs, "/"))
+	if ref != "" {
+		u += "?ref=" + url.QueryEscape(ref)
+	}
+	req, err := g.c.NewRequest(ctx, "GET", u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("github: reading %s: %w", path, err)
+	}
+	req.Header.Set("Accept", "application/vnd.github.raw+json")
+	var buf bytes.Buffer
+	if _, err := g.c.Do(req, &buf); err != nil {
+		return nil, mapErr(fmt.Sprintf("reading %s of %s at %s", path, repo.FullName, ref), err)
+	}
+	return buf.Bytes(), nil
+}
+
+func (g *forge) Permission(ctx context.Context, repo scm.RepoRef, user string) (scm.Permission, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return scm.PermissionNone, err
+	}
+	p, _, err := g.c.Repositories.GetPermissionLevel(ctx, owner, name, user)
+	if err != nil {
+		return scm.PermissionNone, mapErr(fmt.Sprintf("reading %s's permission on %s", user, repo.FullName), err)
+	}
+	// role_name tells maintain from write and triage from read; permission
+	// folds them into the four levels.
+	switch p.GetPermission() {
+	case "admin":
+		return scm.PermissionAdmin, nil
+	case "write", "maintain":
+		return scm.PermissionWrite, nil
+	case "read", "triage":
+		return scm.PermissionRead, nil
+	default:
+		return scm.PermissionNone, nil
+	}
+}
+
+func (g *forge) BotLogin(ctx context.Context) (string, error) { return g.fs.botLogin(ctx) }
+
+// CloneCredentials returns the installation token (or the token) as the
+// password of "x-access-token", which GitHub accepts for HTTPS fetches.
+func (g *forge) CloneCredentials(ctx context.Context, _ scm.RepoRef) (string, string, error) {
+	tok, err := g.creds(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return "x-access-token", tok, nil
+}

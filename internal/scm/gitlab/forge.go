@@ -1,0 +1,725 @@
+// Package gitlab is the bot's GitLab forge: scm.Forges, scm.Forge and
+// scm.WebhookParser over GitLab's REST API v4 (gitlab.com or self-managed),
+// authenticated with a project, group or personal access token.
+//
+// Pull requests are merge requests: scm.PRRef.Number is the MR's iid and
+// scm.RepoRef.FullName the project's full path (ID, the project id, is used
+// instead when known). Errors are the neutral ones of package scm; a 429
+// becomes *scm.RateLimitError once the bounded waiting for GETs gives up.
+//
+// Limitations: GitLab does not say which commit an approval was given on
+// (see ListReviews); one token serves every project.
+package gitlab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxRateLimitWait = 60 * time.Second
+	DefaultRateLimitRetries = 3
+)
+
+// descriptionLimit is GitLab's limit on a commit status description.
+const descriptionLimit = 255
+
+// perPage is GitLab's largest page size.
+const perPage = 100
+
+// maxPages bounds every listing so that a misbehaving server cannot keep a
+// job paging forever (100,000 items).
+const maxPages = 1000
+
+// Options configure a Forge.
+type Options struct {
+	// BaseURL is the API root, e.g. https://gitlab.example.com/api/v4
+	// ("/api/v4" is appended when missing). Empty means gitlab.com.
+	BaseURL string
+	// Token is a project, group or personal access token with the api scope.
+	Token string
+	// HTTPClient, when set, carries the requests (proxies, custom CAs).
+	HTTPClient *http.Client
+	// MaxRateLimitWait caps one wait for a rate limit to reset; a longer
+	// wait fails at once with *scm.RateLimitError. Zero means
+	// DefaultMaxRateLimitWait.
+	MaxRateLimitWait time.Duration
+	// RateLimitRetries is how many times a GET is retried after a 429.
+	// Zero means DefaultRateLimitRetries; negative means never.
+	RateLimitRetries int
+	// OnRateLimitWait, when set, is called before each wait (for metrics).
+	OnRateLimitWait func(time.Duration)
+}
+
+// Forge is scm.Forge on one GitLab instance with one token. It is also
+// scm.Forges: every repository of the instance uses the same token.
+type Forge struct {
+	c    *gl.Client
+	opts Options
+	// sleep waits d or until ctx ends; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time
+
+	mu    sync.Mutex
+	login string
+}
+
+var (
+	_ scm.Forge  = (*Forge)(nil)
+	_ scm.Forges = (*Forge)(nil)
+)
+
+// New returns a Forge; it makes no request.
+func New(opts Options) (*Forge, error) {
+	if opts.Token == "" {
+		return nil, errors.New("gitlab: a token is required: set a project or group access token with the api scope")
+	}
+	if opts.MaxRateLimitWait <= 0 {
+		opts.MaxRateLimitWait = DefaultMaxRateLimitWait
+	}
+	if opts.RateLimitRetries == 0 {
+		opts.RateLimitRetries = DefaultRateLimitRetries
+	}
+	copts := []gl.ClientOptionFunc{
+		// client-go retries 429s itself, unbounded by context-free
+		// sleeps of up to RateLimit-Reset; we wait ourselves (capped, for
+		// GETs only) and keep its retries for 5xx on idempotent requests.
+		gl.WithCustomRetry(checkRetry),
+		gl.WithCustomRetryMax(3),
+	}
+	if opts.BaseURL != "" {
+		copts = append(copts, gl.WithBaseURL(opts.BaseURL))
+	}
+	if opts.HTTPClient != nil {
+		copts = append(copts, gl.WithHTTPClient(opts.HTTPClient))
+	}
+	c, err := gl.NewClient(opts.Token, copts...)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: creating the client: %w", err)
+	}
+	return &Forge{c: c, opts: opts, sleep: sleepCtx, now: time.Now}, nil
+}
+
+// checkRetry retries server errors of idempotent requests only; never a
+// 429 (handled by Forge.get) nor a POST or PUT that may have been applied.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil || resp == nil {
+		return false, nil
+	}
+	if resp.Request == nil || resp.Request.Method != http.MethodGet {
+		return false, nil
+	}
+	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Forge returns f for any GitLab repository; installationID is ignored.
+func (f *Forge) Forge(_ context.Context, repo scm.RepoRef, _ int64) (scm.Forge, error) {
+	if repo.Kind != "" && repo.Kind != scm.GitLab {
+		return nil, fmt.Errorf("gitlab: repository %s is on another forge", repo)
+	}
+	return f, nil
+}
+
+// pid is the project identifier client-go takes: the id when known, else
+// the full path (which client-go escapes).
+func pid(repo scm.RepoRef) (any, error) {
+	if repo.ID != 0 {
+		return repo.ID, nil
+	}
+	if repo.FullName == "" {
+		return nil, errors.New("gitlab: repository has neither a project id nor a path")
+	}
+	return repo.FullName, nil
+}
+
+// get runs an idempotent call, waiting out rate limits: each wait is
+// capped by MaxRateLimitWait and the context, and after RateLimitRetries
+// waits the *scm.RateLimitError is returned.
+func (f *Forge) get(ctx context.Context, what string, call func(opt gl.RequestOptionFunc) (*gl.Response, error)) error {
+	for attempt := 0; ; attempt++ {
+		resp, err := call(gl.WithContext(ctx))
+		if err == nil {
+			return nil
+		}
+		rl := f.rateLimit(resp, err, attempt)
+		if rl == nil {
+			return mapErr(what, err)
+		}
+		wait := max(rl.Reset.Sub(f.now()), 0)
+		if attempt >= f.opts.RateLimitRetries || wait > f.opts.MaxRateLimitWait {
+			return fmt.Errorf("gitlab: %s: %w", what, rl)
+		}
+		if f.opts.OnRateLimitWait != nil {
+			f.opts.OnRateLimitWait(wait)
+		}
+		if err := f.sleep(ctx, wait); err != nil {
+			return fmt.Errorf("gitlab: %s: waiting for the rate limit to reset: %w", what, err)
+		}
+	}
+}
+
+// write runs a non-idempotent call once.
+func (f *Forge) write(ctx context.Context, what string, call func(opt gl.RequestOptionFunc) (*gl.Response, error)) error {
+	resp, err := call(gl.WithContext(ctx))
+	if err == nil {
+		return nil
+	}
+	if rl := f.rateLimit(resp, err, 0); rl != nil {
+		return fmt.Errorf("gitlab: %s: %w", what, rl)
+	}
+	return mapErr(what, err)
+}
+
+// fetch runs one idempotent call that returns a value.
+func fetch[T any](ctx context.Context, f *Forge, what string, call func(o gl.RequestOptionFunc) (T, *gl.Response, error)) (T, error) {
+	var v T
+	err := f.get(ctx, what, func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		v, resp, err = call(o)
+		return resp, err
+	})
+	return v, err
+}
+
+// all pages through a listing, perPage items at a time, following
+// X-Next-Page, for at most maxPages pages.
+func all[T any](ctx context.Context, f *Forge, what string, call func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]T, *gl.Response, error)) ([]T, error) {
+	var out []T
+	lo := gl.ListOptions{PerPage: perPage, Page: 1}
+	for range maxPages {
+		var next int64
+		items, err := fetch(ctx, f, what, func(o gl.RequestOptionFunc) ([]T, *gl.Response, error) {
+			items, resp, err := call(lo, o)
+			if resp != nil {
+				next = resp.NextPage
+			}
+			return items, resp, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+		if next == 0 {
+			return out, nil
+		}
+		lo.Page = next
+	}
+	return nil, fmt.Errorf("gitlab: %s: more than %d pages", what, maxPages)
+}
+
+// rateLimit returns the rate limit error a 429 response means, nil for
+// any other outcome. The reset time comes from Retry-After (seconds or an
+// HTTP date), else RateLimit-Reset (Unix seconds), else an exponential
+// guess from one second.
+func (f *Forge) rateLimit(resp *gl.Response, err error, attempt int) *scm.RateLimitError {
+	if resp == nil || resp.Response == nil || resp.StatusCode != http.StatusTooManyRequests {
+		return nil
+	}
+	now := f.now()
+	reset := now.Add(time.Second << min(attempt, 10))
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if s, perr := strconv.Atoi(strings.TrimSpace(v)); perr == nil {
+			reset = now.Add(time.Duration(s) * time.Second)
+		} else if t, perr := http.ParseTime(v); perr == nil {
+			reset = t
+		}
+	} else if v := resp.Header.Get("RateLimit-Reset"); v != "" {
+		if s, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64); perr == nil {
+			reset = time.Unix(s, 0)
+		}
+	}
+	return &scm.RateLimitError{Reset: reset, Err: err}
+}
+
+// mapErr wraps err with the neutral error its status means.
+func mapErr(what string, err error) error {
+	if errors.Is(err, gl.ErrNotFound) {
+		return fmt.Errorf("gitlab: %s: %w", what, scm.ErrNotFound)
+	}
+	var er *gl.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		switch er.Response.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("gitlab: %s: %w", what, scm.ErrNotFound)
+		case http.StatusUnauthorized:
+			return fmt.Errorf("gitlab: %s: %w: check the access token and its expiry (%v)", what, scm.ErrUnauthorized, err)
+		case http.StatusForbidden:
+			return fmt.Errorf("gitlab: %s: %w: the token needs the api scope and a high enough role (%v)", what, scm.ErrForbidden, err)
+		}
+	}
+	return fmt.Errorf("gitlab: %s: %w", what, err)
+}
+
+// ListComments returns the MR's user notes (system notes such as "added 1
+// commit" are left out), across all pages, oldest first.
+func (f *Forge) ListComments(ctx context.Context, pr scm.PRRef) ([]scm.Comment, error) {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	// GitLab lists notes newest first unless asked.
+	notes, err := all(ctx, f, "listing notes of "+pr.String(), func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]*gl.Note, *gl.Response, error) {
+		return f.c.Notes.ListMergeRequestNotes(id, int64(pr.Number), &gl.ListMergeRequestNotesOptions{
+			ListOptions: lo, OrderBy: gl.Ptr("created_at"), Sort: gl.Ptr("asc"),
+		}, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []scm.Comment
+	for _, n := range notes {
+		if n != nil && !n.System {
+			out = append(out, comment(n))
+		}
+	}
+	return out, nil
+}
+
+func comment(n *gl.Note) scm.Comment {
+	c := scm.Comment{ID: n.ID, Author: n.Author.Username, Body: n.Body}
+	if n.CreatedAt != nil {
+		c.CreatedAt = *n.CreatedAt
+	}
+	if n.UpdatedAt != nil {
+		c.UpdatedAt = *n.UpdatedAt
+	}
+	return c
+}
+
+// CreateComment adds a note to the MR.
+func (f *Forge) CreateComment(ctx context.Context, pr scm.PRRef, body string) (scm.Comment, error) {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return scm.Comment{}, err
+	}
+	var n *gl.Note
+	err = f.write(ctx, "commenting on "+pr.String(), func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		n, resp, err = f.c.Notes.CreateMergeRequestNote(id, int64(pr.Number), &gl.CreateMergeRequestNoteOptions{Body: &body}, o)
+		return resp, err
+	})
+	if err != nil {
+		return scm.Comment{}, err
+	}
+	return comment(n), nil
+}
+
+// EditComment replaces the body of one of the bot's notes.
+func (f *Forge) EditComment(ctx context.Context, pr scm.PRRef, noteID int64, body string) error {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return err
+	}
+	return f.write(ctx, fmt.Sprintf("editing note %d of %s", noteID, pr), func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		_, resp, err := f.c.Notes.UpdateMergeRequestNote(id, int64(pr.Number), noteID, &gl.UpdateMergeRequestNoteOptions{Body: &body}, o)
+		return resp, err
+	})
+}
+
+// glState maps a neutral status to GitLab's commit status states; GitLab
+// has no "error", so it becomes "canceled" (which still blocks "pipelines
+// must succeed").
+func glState(s scm.StatusState) (gl.BuildStateValue, error) {
+	switch s {
+	case scm.StatusPending:
+		return gl.Pending, nil
+	case scm.StatusSuccess:
+		return gl.Success, nil
+	case scm.StatusFailure:
+		return gl.Failed, nil
+	case scm.StatusError:
+		return gl.Canceled, nil
+	}
+	return "", fmt.Errorf("gitlab: unknown status state %q", s)
+}
+
+// StatusState maps a GitLab commit status or pipeline state to the neutral
+// one: pending, running (and created, waiting…) → pending, success,
+// failed → failure, canceled and skipped → error.
+func StatusState(s string) scm.StatusState {
+	switch s {
+	case "success":
+		return scm.StatusSuccess
+	case "failed":
+		return scm.StatusFailure
+	case "canceled", "skipped":
+		return scm.StatusError
+	}
+	return scm.StatusPending
+}
+
+// SetStatus sets a commit status named st.Context. Setting the state the
+// status already has is not an error (GitLab answers 400 "Cannot
+// transition status").
+func (f *Forge) SetStatus(ctx context.Context, repo scm.RepoRef, st scm.Status) error {
+	id, err := pid(repo)
+	if err != nil {
+		return err
+	}
+	state, err := glState(st.State)
+	if err != nil {
+		return err
+	}
+	opt := &gl.SetCommitStatusOptions{State: state, Name: gl.Ptr(st.Context)}
+	if d := st.Description; d != "" {
+		if r := []rune(d); len(r) > descriptionLimit {
+			d = string(r[:descriptionLimit-1]) + "…"
+		}
+		opt.Description = &d
+	}
+	if st.TargetURL != "" {
+		opt.TargetURL = gl.Ptr(st.TargetURL)
+	}
+	err = f.write(ctx, fmt.Sprintf("setting status %s on %s@%s", st.Context, repo, st.SHA), func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		_, resp, err := f.c.Commits.SetCommitStatus(id, st.SHA, opt, o)
+		return resp, err
+	})
+	var er *gl.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusBadRequest &&
+		strings.Contains(er.Message, "Cannot transition status") {
+		return nil
+	}
+	return err
+}
+
+// approvals is the part of GET .../approvals we read; client-go's type
+// lacks approved_at.
+type approvals struct {
+	ApprovedBy []struct {
+		User struct {
+			ID       int64  `json:"id"`
+			Username string `json:"username"`
+		} `json:"user"`
+		ApprovedAt *time.Time `json:"approved_at"`
+	} `json:"approved_by"`
+}
+
+// ListReviews returns the MR's current approvals as ReviewApproved.
+//
+// GitLab does not record which commit an approval was given on. When the
+// API reports approved_at (recent GitLab), CommitSHA is the head of the
+// newest diff version created at or before it; otherwise CommitSHA is
+// empty and the caller must not count the approval for a particular head
+// (unless the project resets approvals on push). Revoked approvals simply
+// disappear; there are no "changes requested" reviews.
+func (f *Forge) ListReviews(ctx context.Context, pr scm.PRRef) ([]scm.Review, error) {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	a, err := fetch(ctx, f, "reading approvals of "+pr.String(), func(o gl.RequestOptionFunc) (*approvals, *gl.Response, error) {
+		req, err := f.c.NewRequest(http.MethodGet, fmt.Sprintf("projects/%s/merge_requests/%d/approvals", projectPath(id), pr.Number), nil, []gl.RequestOptionFunc{o})
+		if err != nil {
+			return nil, nil, err
+		}
+		a := &approvals{}
+		resp, err := f.c.Do(req, a)
+		return a, resp, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var versions []*gl.MergeRequestDiffVersion
+	for _, ab := range a.ApprovedBy {
+		if ab.ApprovedAt != nil {
+			versions, err = all(ctx, f, "listing diff versions of "+pr.String(), func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]*gl.MergeRequestDiffVersion, *gl.Response, error) {
+				return f.c.MergeRequests.GetMergeRequestDiffVersions(id, int64(pr.Number), &gl.GetMergeRequestDiffVersionsOptions{ListOptions: lo}, o)
+			})
+			if err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	out := make([]scm.Review, 0, len(a.ApprovedBy))
+	for _, ab := range a.ApprovedBy {
+		r := scm.Review{ID: ab.User.ID, Author: ab.User.Username, State: scm.ReviewApproved}
+		if ab.ApprovedAt != nil {
+			r.SubmittedAt = *ab.ApprovedAt
+			r.CommitSHA = headAt(versions, *ab.ApprovedAt)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func projectPath(id any) string {
+	switch v := id.(type) {
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case string:
+		return gl.PathEscape(v)
+	}
+	return fmt.Sprint(id)
+}
+
+// headAt is the head commit of the newest version created at or before t.
+func headAt(versions []*gl.MergeRequestDiffVersion, t time.Time) string {
+	var best *gl.MergeRequestDiffVersion
+	for _, v := range versions {
+		if v == nil || v.CreatedAt == nil || v.CreatedAt.After(t) {
+			continue
+		}
+		if best == nil || v.CreatedAt.After(*best.CreatedAt) {
+			best = v
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.HeadCommitSHA
+}
+
+// GetPullRequest reads the MR and its projects' clone URLs.
+//
+// Mergeable is nil while GitLab is still checking, else whether the MR has
+// no conflicts (approvals, pipelines and discussions are the bot's
+// business, not mergeability).
+func (f *Forge) GetPullRequest(ctx context.Context, pr scm.PRRef) (*scm.PullRequest, error) {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	mr, err := fetch(ctx, f, "reading "+pr.String(), func(o gl.RequestOptionFunc) (*gl.MergeRequest, *gl.Response, error) {
+		return f.c.MergeRequests.GetMergeRequest(id, int64(pr.Number), nil, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := pullRequest(pr.Repo, &mr.BasicMergeRequest)
+	if mr.DiffRefs.HeadSha != "" {
+		out.HeadSHA = mr.DiffRefs.HeadSha
+	}
+	out.BaseSHA = mr.DiffRefs.BaseSha
+
+	target, err := f.projectByID(ctx, mr.TargetProjectID)
+	if err != nil {
+		return nil, err
+	}
+	out.CloneURL, out.HeadCloneURL = target.HTTPURLToRepo, target.HTTPURLToRepo
+	out.Ref.Repo.FullName = target.PathWithNamespace
+	if out.Fork {
+		src, err := f.projectByID(ctx, mr.SourceProjectID)
+		if err != nil {
+			return nil, fmt.Errorf("gitlab: reading the source project of %s: %w", pr, err)
+		}
+		out.HeadCloneURL = src.HTTPURLToRepo
+	}
+	return out, nil
+}
+
+// projectByID reads a project by id or path.
+func (f *Forge) projectByID(ctx context.Context, id any) (*gl.Project, error) {
+	return fetch(ctx, f, fmt.Sprintf("reading project %v", id), func(o gl.RequestOptionFunc) (*gl.Project, *gl.Response, error) {
+		return f.c.Projects.GetProject(id, nil, o)
+	})
+}
+
+// pullRequest maps the fields a listing has; clone URLs and the base SHA
+// need GetPullRequest.
+func pullRequest(repo scm.RepoRef, mr *gl.BasicMergeRequest) *scm.PullRequest {
+	repo.Kind = scm.GitLab
+	if mr.ProjectID != 0 {
+		repo.ID = mr.ProjectID
+	}
+	out := &scm.PullRequest{
+		Ref:     scm.PRRef{Repo: repo, Number: int(mr.IID)},
+		Title:   mr.Title,
+		URL:     mr.WebURL,
+		Draft:   mr.Draft,
+		HeadSHA: mr.SHA,
+		HeadRef: mr.SourceBranch,
+		BaseRef: mr.TargetBranch,
+		Fork:    mr.SourceProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID,
+	}
+	if mr.Author != nil {
+		out.Author = mr.Author.Username
+	}
+	switch mr.State {
+	case "merged":
+		out.State = "merged"
+	case "closed":
+		out.State = "closed"
+	default: // opened, locked (a merge in progress)
+		out.State = "open"
+	}
+	switch mr.DetailedMergeStatus {
+	case "checking", "unchecked", "preparing", "approvals_syncing", "":
+	default:
+		m := !mr.HasConflicts && mr.DetailedMergeStatus != "conflict"
+		out.Mergeable = &m
+	}
+	if mr.UpdatedAt != nil {
+		out.UpdatedAt = *mr.UpdatedAt
+	}
+	return out
+}
+
+// ListOpenPullRequests lists every opened MR targeting the project, across
+// all pages. Clone URLs and BaseSHA are left empty: GetPullRequest has them.
+func (f *Forge) ListOpenPullRequests(ctx context.Context, repo scm.RepoRef) ([]scm.PullRequest, error) {
+	id, err := pid(repo)
+	if err != nil {
+		return nil, err
+	}
+	mrs, err := all(ctx, f, "listing open merge requests of "+repo.String(), func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]*gl.BasicMergeRequest, *gl.Response, error) {
+		return f.c.MergeRequests.ListProjectMergeRequests(id, &gl.ListProjectMergeRequestsOptions{ListOptions: lo, State: gl.Ptr("opened")}, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []scm.PullRequest
+	for _, mr := range mrs {
+		if mr != nil {
+			out = append(out, *pullRequest(repo, mr))
+		}
+	}
+	return out, nil
+}
+
+// ChangedFiles lists the old and new path of every file the MR changes,
+// each path once, across all pages.
+func (f *Forge) ChangedFiles(ctx context.Context, pr scm.PRRef) ([]string, error) {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return nil, err
+	}
+	diffs, err := all(ctx, f, "listing changes of "+pr.String(), func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]*gl.MergeRequestDiff, *gl.Response, error) {
+		return f.c.MergeRequests.ListMergeRequestDiffs(id, int64(pr.Number), &gl.ListMergeRequestDiffsOptions{ListOptions: lo}, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range diffs {
+		if d == nil {
+			continue
+		}
+		for _, p := range []string{d.OldPath, d.NewPath} {
+			if p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ReadFile reads a file's raw content at ref; a missing file or ref is
+// scm.ErrNotFound.
+func (f *Forge) ReadFile(ctx context.Context, repo scm.RepoRef, ref, path string) ([]byte, error) {
+	id, err := pid(repo)
+	if err != nil {
+		return nil, err
+	}
+	return fetch(ctx, f, fmt.Sprintf("reading %s at %s in %s", path, ref, repo), func(o gl.RequestOptionFunc) ([]byte, *gl.Response, error) {
+		return f.c.RepositoryFiles.GetRawFile(id, path, &gl.GetRawFileOptions{Ref: &ref}, o)
+	})
+}
+
+// Permission maps the user's effective project role (direct or inherited
+// from groups): Maintainer and Owner → admin, Developer → write, Guest and
+// Reporter → read, no membership or an unknown user → none.
+func (f *Forge) Permission(ctx context.Context, repo scm.RepoRef, user string) (scm.Permission, error) {
+	id, err := pid(repo)
+	if err != nil {
+		return "", err
+	}
+	users, err := fetch(ctx, f, "looking up user "+user, func(o gl.RequestOptionFunc) ([]*gl.User, *gl.Response, error) {
+		return f.c.Users.ListUsers(&gl.ListUsersOptions{Username: &user}, o)
+	})
+	if err != nil {
+		return "", err
+	}
+	var uid int64
+	for _, u := range users {
+		if u != nil && strings.EqualFold(u.Username, user) {
+			uid = u.ID
+		}
+	}
+	if uid == 0 {
+		return scm.PermissionNone, nil
+	}
+	// members/all: direct, inherited from groups and shared-with groups
+	m, err := fetch(ctx, f, fmt.Sprintf("reading the membership of %s in %s", user, repo), func(o gl.RequestOptionFunc) (*gl.ProjectMember, *gl.Response, error) {
+		return f.c.ProjectMembers.GetInheritedProjectMember(id, uid, o)
+	})
+	if errors.Is(err, scm.ErrNotFound) {
+		// Not a member, or no such project: GitLab says 404 for both.
+		if _, perr := f.projectByID(ctx, id); perr != nil {
+			return "", perr
+		}
+		return scm.PermissionNone, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return permission(m), nil
+}
+
+func permission(m *gl.ProjectMember) scm.Permission {
+	if m == nil || (m.State != "" && m.State != "active") {
+		return scm.PermissionNone
+	}
+	switch {
+	case m.AccessLevel >= gl.MaintainerPermissions:
+		return scm.PermissionAdmin
+	case m.AccessLevel >= gl.DeveloperPermissions:
+		return scm.PermissionWrite
+	case m.AccessLevel >= gl.GuestPermissions:
+		return scm.PermissionRead
+	}
+	return scm.PermissionNone
+}
+
+// BotLogin is the token's user (a project or group access token has a bot
+// user of its own), read once.
+func (f *Forge) BotLogin(ctx context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.login != "" {
+		return f.login, nil
+	}
+	u, err := fetch(ctx, f, "reading the token's user", func(o gl.RequestOptionFunc) (*gl.User, *gl.Response, error) {
+		return f.c.Users.CurrentUser(o)
+	})
+	if err != nil {
+		return "", err
+	}
+	f.login = u.Username
+	return f.login, nil
+}
+
+// CloneCredentials are ("oauth2", token), which GitLab accepts over HTTPS
+// for every kind of access token.
+func (f *Forge) CloneCredentials(context.Context, scm.RepoRef) (string, string, error) {
+	return "oauth2", f.opts.Token, nil
+}

@@ -1,0 +1,78 @@
+package githubfake
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recorder keeps the fake's test failures instead of failing the test.
+type recorder struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.errs
+	r.errs = nil
+	return e
+}
+
+func TestValidatesAgainstTheDescription(t *testing.T) {
+	rec := &recorder{TB: t}
+	s := New(rec)
+	s.AddRepo(&Repo{Owner: "acme", Name: "app"})
+	s.AddToken("tok", "octocat")
+	do := func(method, path, body string) int {
+		req, err := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer tok")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		wantErr                  bool
+	}{
+		{"valid", "POST", BasePath + "repos/acme/app/statuses/abc", `{"state":"success","context":"c"}`, false},
+		{"missing required field", "POST", BasePath + "repos/acme/app/statuses/abc", `{"context":"c"}`, true},
+		{"bad enum", "POST", BasePath + "repos/acme/app/statuses/abc", `{"state":"great"}`, true},
+		{"unknown path", "GET", BasePath + "repos/acme/app/pullz", "", true},
+		{"wrong method", "DELETE", BasePath + "repos/acme/app/pulls/1", "", true},
+		{"outside the base path", "GET", "/repos/acme/app/pulls/1", "", true},
+		{"bad query type", "GET", BasePath + "repos/acme/app/pulls?per_page=lots", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code := do(tc.method, tc.path, tc.body)
+			errs := rec.take()
+			if tc.wantErr && len(errs) == 0 {
+				t.Errorf("%s %s (%d) was not reported", tc.method, tc.path, code)
+			}
+			if !tc.wantErr && len(errs) > 0 {
+				t.Errorf("%s %s reported: %v", tc.method, tc.path, errs)
+			}
+		})
+	}
+}

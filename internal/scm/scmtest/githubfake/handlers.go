@@ -1,0 +1,522 @@
+package githubfake
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/golang-jwt/jwt/v4"
+)
+
+// serve validates r against the description, applies injections, and
+// hands it to the mux with the base path cut.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt routers.Router, mux *http.ServeMux) {
+	if !strings.HasPrefix(r.URL.Path, BasePath) {
+		s.t.Errorf("githubfake: %s %s is outside the API base path %s (an absolute path?)", r.Method, r.URL.Path, BasePath)
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the body")
+		return
+	}
+	apiPath := "/" + strings.TrimPrefix(r.URL.Path, BasePath)
+
+	// The description's {path} of the contents API is one segment; a
+	// nested file's path is one parameter with its slashes.
+	vpath := apiPath
+	if parts := strings.SplitN(apiPath, "/", 6); len(parts) == 6 && parts[1] == "repos" && parts[4] == "contents" {
+		vpath = strings.Join(parts[:5], "/") + "/" + strings.ReplaceAll(parts[5], "/", "%2F")
+	}
+	vurl, err := url.Parse("https://api.github.com" + vpath)
+	if err != nil {
+		s.t.Errorf("githubfake: %s %s: bad path: %v", r.Method, r.URL.Path, err)
+		writeError(w, http.StatusBadRequest, "bad path")
+		return
+	}
+	vurl.RawQuery = r.URL.RawQuery
+	vreq := r.Clone(r.Context())
+	vreq.URL = vurl
+	vreq.RequestURI = ""
+	vreq.Body = io.NopCloser(bytes.NewReader(body))
+	route, params, err := rt.FindRoute(vreq)
+	if err != nil {
+		s.t.Errorf("githubfake: %s %s is not in GitHub's API description: %v", r.Method, apiPath, err)
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if err := openapi3filter.ValidateRequest(r.Context(), &openapi3filter.RequestValidationInput{
+		Request:    vreq,
+		PathParams: params,
+		Route:      route,
+		Options:    &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+	}); err != nil {
+		s.t.Errorf("githubfake: %s %s does not match GitHub's API description: %v", r.Method, apiPath, err)
+		writeError(w, http.StatusUnprocessableEntity, "Validation Failed")
+		return
+	}
+
+	s.mu.Lock()
+	s.requests = append(s.requests, r.Method+" "+apiPath)
+	var inj *Response
+	for _, in := range s.injections {
+		if in.left > 0 && in.method == r.Method && in.path == apiPath {
+			in.left--
+			resp := in.resp
+			inj = &resp
+			break
+		}
+	}
+	s.mu.Unlock()
+	if inj != nil {
+		for k, v := range inj.Header {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(inj.Status)
+		_, _ = io.WriteString(w, inj.Body)
+		return
+	}
+
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = apiPath
+	r2.URL.RawPath = ""
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	mux.ServeHTTP(w, r2)
+}
+
+func (s *Server) routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.accessToken)
+	mux.HandleFunc("GET /app", s.app)
+	mux.HandleFunc("GET /user", s.user)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", s.repoInstallation)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}/comments", s.listComments)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{n}/comments", s.createComment)
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.editComment)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}", s.getPull)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/reviews", s.listReviews)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/files", s.listFiles)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", s.contents)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/collaborators/{user}/permission", s.permission)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{
+		"message":           msg,
+		"documentation_url": "https://docs.github.com/rest",
+	})
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	for _, p := range []string{"Bearer ", "bearer ", "token "} {
+		if v, ok := strings.CutPrefix(h, p); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// appJWT checks the request carries a JWT of the App: RS256 with the App's
+// key, iss the app id, issued no later than a minute from now, expiring in
+// the future and at most ten minutes after issue.
+func (s *Server) appJWT(w http.ResponseWriter, r *http.Request) bool {
+	raw := bearer(r)
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, claims, func(tk *jwt.Token) (any, error) {
+		if tk.Method.Alg() != "RS256" {
+			return nil, fmt.Errorf("alg %s, want RS256", tk.Method.Alg())
+		}
+		return &s.Key.PublicKey, nil
+	})
+	now := time.Now()
+	switch {
+	case err != nil:
+	case claims.Issuer != strconv.FormatInt(s.AppID, 10):
+		err = fmt.Errorf("iss %q, want %d", claims.Issuer, s.AppID)
+	case claims.IssuedAt == nil || claims.ExpiresAt == nil:
+		err = fmt.Errorf("no iat or exp")
+	case claims.IssuedAt.After(now.Add(time.Minute)):
+		err = fmt.Errorf("iat in the future")
+	case claims.ExpiresAt.Sub(claims.IssuedAt.Time) > 10*time.Minute:
+		err = fmt.Errorf("exp more than 10 minutes after iat")
+	}
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "A JSON web token could not be decoded: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// repoFor authenticates a token for the repository named by the path and
+// returns it; it writes the error response and returns nil otherwise.
+func (s *Server) repoFor(w http.ResponseWriter, r *http.Request) *Repo {
+	tok, ok := s.tokens[bearer(r)]
+	if !ok || time.Now().After(tok.expires) {
+		writeError(w, http.StatusUnauthorized, "Bad credentials")
+		return nil
+	}
+	repo, ok := s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")]
+	if !ok || (tok.installation != 0 && repo.Installation != tok.installation) {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return nil
+	}
+	return repo
+}
+
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request) {
+	if !s.appJWT(w, r) {
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := false
+	for _, repo := range s.repos {
+		found = found || repo.Installation == id
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	tok := "ghs_" + hex.EncodeToString(b)
+	exp := time.Now().Add(s.tokenTTL)
+	s.tokens[tok] = token{installation: id, expires: exp}
+	s.tokensIssued++
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"token":      tok,
+		"expires_at": exp.UTC().Format(time.RFC3339),
+	})
+}
+
+func (s *Server) app(w http.ResponseWriter, r *http.Request) {
+	if !s.appJWT(w, r) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": s.AppID, "slug": s.AppSlug, "name": s.AppSlug})
+}
+
+func (s *Server) user(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok, ok := s.tokens[bearer(r)]
+	if !ok || tok.login == "" {
+		writeError(w, http.StatusUnauthorized, "Bad credentials")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"login": tok.login, "id": 1, "type": "User"})
+}
+
+func (s *Server) repoInstallation(w http.ResponseWriter, r *http.Request) {
+	if !s.appJWT(w, r) {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo, ok := s.repos[r.PathValue("owner")+"/"+r.PathValue("repo")]
+	if !ok || repo.Installation == 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": repo.Installation, "app_id": s.AppID})
+}
+
+// page writes items[page] with GitHub's Link header.
+func page[T any](w http.ResponseWriter, r *http.Request, items []T, render func(T) any) {
+	q := r.URL.Query()
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	if per <= 0 {
+		per = 30
+	}
+	per = min(per, 100)
+	p, _ := strconv.Atoi(q.Get("page"))
+	p = max(p, 1)
+	last := max((len(items)+per-1)/per, 1)
+	lo := min((p-1)*per, len(items))
+	hi := min(lo+per, len(items))
+	link := func(n int, rel string) string {
+		u := *r.URL
+		u.Path = strings.TrimSuffix(BasePath, "/") + r.URL.Path
+		q := u.Query()
+		q.Set("page", strconv.Itoa(n))
+		q.Set("per_page", strconv.Itoa(per))
+		u.RawQuery = q.Encode()
+		return fmt.Sprintf(`<http://%s%s>; rel="%s"`, r.Host, u.RequestURI(), rel)
+	}
+	var links []string
+	if p < last {
+		links = append(links, link(p+1, "next"), link(last, "last"))
+	}
+	if p > 1 {
+		links = append(links, link(1, "first"), link(p-1, "prev"))
+	}
+	if len(links) > 0 {
+		w.Header().Set("Link", strings.Join(links, ", "))
+	}
+	out := make([]any, 0, hi-lo)
+	for _, it := range items[lo:hi] {
+		out = append(out, render(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) pull(w http.ResponseWriter, r *http.Request, repo *Repo) *Pull {
+	n, _ := strconv.Atoi(r.PathValue("n"))
+	pr, ok := repo.Pulls[n]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return nil
+	}
+	return pr
+}
+
+func user(login string) map[string]any { return map[string]any{"login": login, "type": "User"} }
+
+func commentJSON(c Comment) any {
+	return map[string]any{
+		"id": c.ID, "body": c.Body, "user": user(c.Author),
+		"created_at": c.CreatedAt.UTC().Format(time.RFC3339), "updated_at": c.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+}
+
+func (s *Server) listComments(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if pr := s.pull(w, r, repo); pr != nil {
+		page(w, r, pr.Comments, commentJSON)
+	}
+}
+
+func (s *Server) author(r *http.Request) string {
+	if tok := s.tokens[bearer(r)]; tok.login != "" {
+		return tok.login
+	}
+	return s.AppSlug + "[bot]"
+}
+
+func (s *Server) createComment(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	pr := s.pull(w, r, repo)
+	if pr == nil {
+		return
+	}
+	var in struct {
+		Body string `json:"body"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	s.nextID++
+	now := time.Now()
+	c := Comment{ID: s.nextID, Author: s.author(r), Body: in.Body, CreatedAt: now, UpdatedAt: now}
+	pr.Comments = append(pr.Comments, c)
+	writeJSON(w, http.StatusCreated, commentJSON(c))
+}
+
+func (s *Server) editComment(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	var in struct {
+		Body string `json:"body"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	for _, pr := range repo.Pulls {
+		for i := range pr.Comments {
+			if pr.Comments[i].ID == id {
+				pr.Comments[i].Body = in.Body
+				pr.Comments[i].UpdatedAt = time.Now()
+				writeJSON(w, http.StatusOK, commentJSON(pr.Comments[i]))
+				return
+			}
+		}
+	}
+	writeError(w, http.StatusNotFound, "Not Found")
+}
+
+func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	var in struct {
+		State       string `json:"state"`
+		Context     string `json:"context"`
+		Description string `json:"description"`
+		TargetURL   string `json:"target_url"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	if len([]rune(in.Description)) > 140 {
+		writeError(w, http.StatusUnprocessableEntity, "description is too long (maximum is 140 characters)")
+		return
+	}
+	st := Status{SHA: r.PathValue("sha"), State: in.State, Context: in.Context, Description: in.Description, TargetURL: in.TargetURL}
+	repo.Statuses = append(repo.Statuses, st)
+	s.nextID++
+	writeJSON(w, http.StatusCreated, map[string]any{"id": s.nextID, "state": st.State, "context": st.Context, "description": st.Description})
+}
+
+func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
+	base := map[string]any{"full_name": repo.FullName(), "id": repo.ID, "clone_url": "https://github.example/" + repo.FullName() + ".git"}
+	head := base
+	if pr.HeadRepo != "" {
+		head = map[string]any{"full_name": pr.HeadRepo, "fork": true, "clone_url": "https://github.example/" + pr.HeadRepo + ".git"}
+	}
+	out := map[string]any{
+		"number": pr.Number, "title": pr.Title, "user": user(pr.Author), "state": pr.State,
+		"draft": pr.Draft, "merged": pr.Merged, "mergeable": pr.Mergeable,
+		"html_url":   fmt.Sprintf("https://github.example/%s/pull/%d", repo.FullName(), pr.Number),
+		"head":       map[string]any{"sha": pr.HeadSHA, "ref": pr.HeadRef, "repo": head},
+		"base":       map[string]any{"sha": pr.BaseSHA, "ref": pr.BaseRef, "repo": base},
+		"updated_at": pr.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+	return out
+}
+
+func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	state := r.URL.Query().Get("state")
+	if state == "" {
+		state = "open"
+	}
+	var prs []*Pull
+	for _, n := range slices.Sorted(maps.Keys(repo.Pulls)) {
+		if pr := repo.Pulls[n]; state == "all" || pr.State == state {
+			prs = append(prs, pr)
+		}
+	}
+	page(w, r, prs, func(pr *Pull) any { return s.pullJSON(repo, pr) })
+}
+
+func (s *Server) getPull(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if pr := s.pull(w, r, repo); pr != nil {
+		writeJSON(w, http.StatusOK, s.pullJSON(repo, pr))
+	}
+}
+
+func (s *Server) listReviews(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if pr := s.pull(w, r, repo); pr != nil {
+		page(w, r, pr.Reviews, func(rv Review) any {
+			return map[string]any{
+				"id": rv.ID, "user": user(rv.Author), "state": rv.State, "commit_id": rv.CommitID,
+				"submitted_at": rv.SubmittedAt.UTC().Format(time.RFC3339),
+			}
+		})
+	}
+}
+
+func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if pr := s.pull(w, r, repo); pr != nil {
+		page(w, r, pr.Files, func(f File) any {
+			out := map[string]any{"filename": f.Filename, "status": f.Status}
+			if f.PreviousFilename != "" {
+				out["previous_filename"] = f.PreviousFilename
+			}
+			return out
+		})
+	}
+}
+
+func (s *Server) contents(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if !strings.Contains(r.Header.Get("Accept"), "raw") {
+		s.t.Errorf("githubfake: contents read without the raw media type (Accept: %q)", r.Header.Get("Accept"))
+	}
+	ref := r.URL.Query().Get("ref")
+	if ref == "" {
+		ref = "main"
+	}
+	data, ok := repo.Files[ref][r.PathValue("path")]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.github.raw")
+	_, _ = io.WriteString(w, data)
+}
+
+func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	login := r.PathValue("user")
+	p, ok := repo.Permissions[login]
+	if !ok {
+		p = "none"
+	}
+	role := p
+	switch p {
+	case "maintain":
+		p = "write"
+	case "triage":
+		p = "read"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"permission": p, "role_name": role, "user": user(login)})
+}

@@ -1,0 +1,221 @@
+// Package githubfake is an HTTP-level fake of the GitHub REST API for
+// tests: in-memory repositories, pull requests, comments, reviews,
+// statuses, files, permissions and App installations. Every request is
+// validated against GitHub's published OpenAPI description (npm
+// @octokit/openapi, fetched by hack/test-data.sh); a request the
+// description does not allow fails the test. Installation tokens are
+// minted only for a valid RS256 JWT of the App, and expire.
+package githubfake
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BasePath is where the API is served, like a GitHub Enterprise Server's
+// /api/v3/: a non-empty prefix catches clients that build absolute paths.
+const BasePath = "/api-v3/"
+
+// Repo is a repository in the fake.
+type Repo struct {
+	Owner, Name string
+	ID          int64
+	// Installation is the GitHub App installation that covers it (0: none).
+	Installation int64
+	// Files by ref, then by path.
+	Files map[string]map[string]string
+	// Permissions by login: admin, maintain, write, triage, read, none.
+	Permissions map[string]string
+	Pulls       map[int]*Pull
+	Statuses    []Status
+}
+
+// FullName is owner/name.
+func (r *Repo) FullName() string { return r.Owner + "/" + r.Name }
+
+// Pull is a pull request.
+type Pull struct {
+	Number               int
+	Title, Author, State string // State: open, closed
+	Draft, Merged        bool
+	Mergeable            *bool
+	HeadSHA, HeadRef     string
+	BaseSHA, BaseRef     string
+	HeadRepo             string // owner/name of a fork; "" for the same repository
+	Comments             []Comment
+	Reviews              []Review
+	Files                []File
+	CreatedAt, UpdatedAt time.Time
+}
+
+// Comment is an issue comment on a pull request.
+type Comment struct {
+	ID                   int64
+	Author, Body         string
+	CreatedAt, UpdatedAt time.Time
+}
+
+// Review is a pull request review; State as GitHub spells it (APPROVED…).
+type Review struct {
+	ID                      int64
+	Author, State, CommitID string
+	SubmittedAt             time.Time
+}
+
+// File is a file a pull request changes.
+type File struct {
+	Filename, PreviousFilename, Status string
+}
+
+// Status is a commit status as created.
+type Status struct {
+	SHA, State, Context, Description, TargetURL string
+}
+
+// Response is a canned response Inject makes the fake answer with.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+type injection struct {
+	method, path string
+	left         int
+	resp         Response
+}
+
+type token struct {
+	installation int64  // App installation token
+	login        string // personal token
+	expires      time.Time
+}
+
+// Server is the fake. Its fields are set by New; change state through its
+// methods, which lock.
+type Server struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	AppID   int64
+	AppSlug string
+	// Key signs the App's JWTs; KeyPEM is it PEM-encoded, for the client.
+	Key    *rsa.PrivateKey
+	KeyPEM []byte
+
+	mu           sync.Mutex
+	tokenTTL     time.Duration
+	repos        map[string]*Repo
+	tokens       map[string]token
+	injections   []*injection
+	tokensIssued int
+	nextID       int64
+	requests     []string
+}
+
+// New starts a fake for t, stopped at cleanup. It skips t when the OpenAPI
+// description is missing (fails when CI=true).
+func New(t testing.TB) *Server {
+	t.Helper()
+	rt := router(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{
+		t:        t,
+		AppID:    4242,
+		AppSlug:  "gitops-test",
+		Key:      key,
+		KeyPEM:   pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		tokenTTL: time.Hour,
+		repos:    map[string]*Repo{},
+		tokens:   map[string]token{},
+		nextID:   1000,
+	}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, rt, mux)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// URL is the API root, with its trailing slash: pass it as the client's
+// base URL.
+func (s *Server) URL() string { return s.srv.URL + BasePath }
+
+// SetTokenTTL sets the lifetime of the installation tokens minted next.
+func (s *Server) SetTokenTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// AddRepo adds (or replaces) a repository, filling nil maps.
+func (s *Server) AddRepo(r *Repo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Files == nil {
+		r.Files = map[string]map[string]string{}
+	}
+	if r.Permissions == nil {
+		r.Permissions = map[string]string{}
+	}
+	if r.Pulls == nil {
+		r.Pulls = map[int]*Pull{}
+	}
+	if r.ID == 0 {
+		s.nextID++
+		r.ID = s.nextID
+	}
+	s.repos[r.FullName()] = r
+}
+
+// Update runs fn on the repository under the lock, to change or read it.
+func (s *Server) Update(fullName string, fn func(r *Repo)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.repos[fullName]
+	if !ok {
+		s.t.Fatalf("githubfake: no repository %s", fullName)
+	}
+	fn(r)
+}
+
+// AddToken makes tok a personal token of login.
+func (s *Server) AddToken(tok, login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[tok] = token{login: login, expires: time.Now().Add(24 * time.Hour)}
+}
+
+// TokensIssued counts the installation tokens minted.
+func (s *Server) TokensIssued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokensIssued
+}
+
+// Requests lists "METHOD /path" of every request served, base path cut.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+// Inject answers the next times requests for method and path (after the
+// base path, without query: "/repos/o/r/pulls/1") with resp instead.
+func (s *Server) Inject(method, path string, times int, resp Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.injections = append(s.injections, &injection{method: method, path: path, left: times, resp: resp})
+}

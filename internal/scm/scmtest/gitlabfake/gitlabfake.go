@@ -1,0 +1,710 @@
+// Package gitlabfake is an HTTP-level fake of the parts of the GitLab REST
+// API v4 that internal/scm/gitlab uses: projects, users, project members,
+// merge requests (notes, approvals, diff versions, diffs), raw repository
+// files and commit statuses. State lives in memory. Like GitLab it checks
+// the token (PRIVATE-TOKEN or Authorization: Bearer), paginates with
+// page/per_page and X-Next-Page/X-Total-Pages headers, lists notes newest
+// first unless asked otherwise, and refuses to repeat a commit status
+// transition. It serves under a non-empty base path (/gitlab/api/v4/) so
+// that a client building absolute URLs fails.
+package gitlabfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BasePath is where the API is served on the fake's host.
+const BasePath = "/gitlab/api/v4/"
+
+// Access levels as GitLab numbers them.
+const (
+	Guest      = 10
+	Reporter   = 20
+	Developer  = 30
+	Maintainer = 40
+	Owner      = 50
+)
+
+// Server is a running fake.
+type Server struct {
+	// URL is the API base URL, e.g. http://127.0.0.1:1234/gitlab/api/v4.
+	URL string
+
+	mu          sync.Mutex
+	token       string
+	srv         *httptest.Server
+	nextID      int64
+	users       map[string]int64 // username → id
+	currentUser string
+	projects    map[int64]*project
+	failures    []failure // queued error responses
+	requests    []string
+}
+
+type failure struct {
+	code   int
+	header http.Header
+}
+
+type project struct {
+	id        int64
+	path      string
+	forbidden bool
+	members   map[int64]member // user id → member (inherited included)
+	mrs       map[int64]*mergeRequest
+	files     map[string][]byte // ref + "\x00" + path
+	statuses  []Status
+}
+
+type member struct {
+	level int
+	state string
+}
+
+type mergeRequest struct {
+	MergeRequest
+	notes     []Note
+	approvals []Approval
+	versions  []Version
+	diffs     []Diff
+}
+
+// MergeRequest is what a test seeds; zero fields get defaults.
+type MergeRequest struct {
+	IID             int64
+	Title           string
+	Author          string
+	State           string // opened (default), closed, merged, locked
+	Draft           bool
+	SourceBranch    string
+	TargetBranch    string
+	SHA             string // head
+	BaseSHA         string
+	SourceProjectID int64 // defaults to the target project
+	HasConflicts    bool
+	// DetailedMergeStatus defaults to "mergeable".
+	DetailedMergeStatus string
+	UpdatedAt           time.Time
+}
+
+// Note is a merge request note.
+type Note struct {
+	ID        int64
+	Author    string
+	Body      string
+	System    bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Approval is one approval of a merge request; a zero ApprovedAt is left
+// out of the response, as older GitLab versions do.
+type Approval struct {
+	Username   string
+	ApprovedAt time.Time
+}
+
+// Version is a merge request diff version (one per push).
+type Version struct {
+	HeadSHA   string
+	CreatedAt time.Time
+}
+
+// Diff is one changed file of a merge request.
+type Diff struct {
+	OldPath, NewPath string
+}
+
+// Status is a commit status as posted.
+type Status struct {
+	SHA, Name, State, Description, TargetURL string
+}
+
+// New starts a fake accepting token, closed when t ends.
+func New(t testing.TB, token string) *Server {
+	s := &Server{
+		token:    token,
+		nextID:   1000,
+		users:    map[string]int64{},
+		projects: map[int64]*project{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(BasePath, s.serve)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("gitlabfake: request outside %s: %s %s", BasePath, r.Method, r.URL.Path)
+		http.NotFound(w, r)
+	})
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	s.URL = s.srv.URL + strings.TrimSuffix(BasePath, "/")
+	return s
+}
+
+func (s *Server) id() int64 { s.nextID++; return s.nextID }
+
+// AddUser registers a user and returns its id; adding twice is harmless.
+func (s *Server) AddUser(username string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addUser(username)
+}
+
+func (s *Server) addUser(username string) int64 {
+	if id, ok := s.users[username]; ok {
+		return id
+	}
+	id := s.id()
+	s.users[username] = id
+	return id
+}
+
+// SetCurrentUser sets who the token belongs to (GET /user).
+func (s *Server) SetCurrentUser(username string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addUser(username)
+	s.currentUser = username
+}
+
+// AddProject creates a project at path ("group/sub/name") and returns its id.
+func (s *Server) AddProject(path string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.id()
+	s.projects[id] = &project{id: id, path: path, members: map[int64]member{},
+		mrs: map[int64]*mergeRequest{}, files: map[string][]byte{}}
+	return id
+}
+
+// Forbid makes every request on the project answer 403.
+func (s *Server) Forbid(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).forbidden = true
+}
+
+// AddMember gives username an access level on the project (direct or
+// inherited: the fake answers members/all from the same table).
+func (s *Server) AddMember(path, username string, level int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).members[s.addUser(username)] = member{level: level, state: "active"}
+}
+
+// AddMergeRequest seeds a merge request and returns its iid.
+func (s *Server) AddMergeRequest(path string, mr MergeRequest) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(path)
+	if mr.IID == 0 {
+		mr.IID = int64(len(p.mrs) + 1)
+		for p.mrs[mr.IID] != nil {
+			mr.IID++
+		}
+	}
+	if mr.State == "" {
+		mr.State = "opened"
+	}
+	if mr.SourceProjectID == 0 {
+		mr.SourceProjectID = p.id
+	}
+	if mr.DetailedMergeStatus == "" {
+		mr.DetailedMergeStatus = "mergeable"
+	}
+	if mr.UpdatedAt.IsZero() {
+		mr.UpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	}
+	s.addUser(mr.Author)
+	p.mrs[mr.IID] = &mergeRequest{MergeRequest: mr}
+	return mr.IID
+}
+
+// AddNote appends a note to a merge request and returns its id.
+func (s *Server) AddNote(path string, iid int64, n Note) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mr := s.mustMR(path, iid)
+	n.ID = s.id()
+	if n.CreatedAt.IsZero() {
+		n.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(len(mr.notes)) * time.Minute)
+	}
+	if n.UpdatedAt.IsZero() {
+		n.UpdatedAt = n.CreatedAt
+	}
+	mr.notes = append(mr.notes, n)
+	return n.ID
+}
+
+// Notes returns a merge request's notes, oldest first.
+func (s *Server) Notes(path string, iid int64) []Note {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustMR(path, iid).notes)
+}
+
+// AddApproval records an approval.
+func (s *Server) AddApproval(path string, iid int64, a Approval) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addUser(a.Username)
+	mr := s.mustMR(path, iid)
+	mr.approvals = append(mr.approvals, a)
+}
+
+// AddVersion records a diff version (a push to the merge request).
+func (s *Server) AddVersion(path string, iid int64, v Version) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mr := s.mustMR(path, iid)
+	mr.versions = append(mr.versions, v)
+}
+
+// SetDiffs sets the files a merge request changes.
+func (s *Server) SetDiffs(path string, iid int64, diffs []Diff) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustMR(path, iid).diffs = slices.Clone(diffs)
+}
+
+// SetFile stores a file at a ref.
+func (s *Server) SetFile(path, ref, file string, content []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).files[ref+"\x00"+file] = slices.Clone(content)
+}
+
+// Statuses returns the commit statuses posted to a project.
+func (s *Server) Statuses(path string) []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustProject(path).statuses)
+}
+
+// RateLimit makes the next n requests answer 429 with header (e.g.
+// RateLimit-Reset or Retry-After).
+func (s *Server) RateLimit(n int, header http.Header) { s.Fail(n, http.StatusTooManyRequests, header) }
+
+// Fail makes the next n authenticated requests answer code with header.
+func (s *Server) Fail(n, code int, header http.Header) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.failures = append(s.failures, failure{code: code, header: header.Clone()})
+	}
+}
+
+// Requests returns "METHOD /path?query" of every request so far, the path
+// relative to BasePath and still escaped.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.requests)
+}
+
+func (s *Server) mustProject(path string) *project {
+	for _, p := range s.projects {
+		if p.path == path {
+			return p
+		}
+	}
+	panic("gitlabfake: no project " + path)
+}
+
+func (s *Server) mustMR(path string, iid int64) *mergeRequest {
+	mr := s.mustProject(path).mrs[iid]
+	if mr == nil {
+		panic(fmt.Sprintf("gitlabfake: no merge request %s!%d", path, iid))
+	}
+	return mr
+}
+
+// project finds a project by id or by URL-decoded path.
+func (s *Server) project(key string) *project {
+	if id, err := strconv.ParseInt(key, 10, 64); err == nil {
+		return s.projects[id]
+	}
+	for _, p := range s.projects {
+		if p.path == key {
+			return p
+		}
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func message(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]any{"message": msg})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rel := strings.TrimPrefix(r.URL.EscapedPath(), BasePath)
+	req := r.Method + " /" + rel
+	if r.URL.RawQuery != "" {
+		req += "?" + r.URL.RawQuery
+	}
+	s.requests = append(s.requests, req)
+
+	tok := r.Header.Get("PRIVATE-TOKEN")
+	if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && tok == "" {
+		tok = b
+	}
+	if tok == "" || tok != s.token {
+		message(w, http.StatusUnauthorized, "401 Unauthorized")
+		return
+	}
+	if len(s.failures) > 0 {
+		f := s.failures[0]
+		s.failures = s.failures[1:]
+		for k, v := range f.header {
+			w.Header()[k] = v
+		}
+		msg := http.StatusText(f.code)
+		if f.code == http.StatusTooManyRequests {
+			msg = "Retry later"
+		}
+		message(w, f.code, msg)
+		return
+	}
+
+	var seg []string
+	for _, p := range strings.Split(rel, "/") {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			message(w, http.StatusBadRequest, "bad path")
+			return
+		}
+		seg = append(seg, u)
+	}
+	switch {
+	case r.Method == http.MethodGet && match(seg, "user"):
+		if s.currentUser == "" {
+			message(w, http.StatusUnauthorized, "401 Unauthorized")
+			return
+		}
+		writeJSON(w, 200, s.user(s.currentUser))
+	case r.Method == http.MethodGet && match(seg, "users"):
+		var out []any
+		if name := r.URL.Query().Get("username"); name != "" {
+			if _, ok := s.users[name]; ok {
+				out = append(out, s.user(name))
+			}
+		}
+		if out == nil {
+			out = []any{}
+		}
+		s.paginate(w, r, out)
+	case len(seg) >= 2 && seg[0] == "projects":
+		p := s.project(seg[1])
+		if p == nil {
+			message(w, http.StatusNotFound, "404 Project Not Found")
+			return
+		}
+		if p.forbidden {
+			message(w, http.StatusForbidden, "403 Forbidden")
+			return
+		}
+		s.serveProject(w, r, p, seg[2:])
+	default:
+		message(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+// match reports whether seg equals pattern, "*" matching any segment.
+func match(seg []string, pattern ...string) bool {
+	if len(seg) != len(pattern) {
+		return false
+	}
+	for i, p := range pattern {
+		if p != "*" && p != seg[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) user(name string) map[string]any {
+	return map[string]any{"id": s.users[name], "username": name, "name": name, "state": "active"}
+}
+
+func (s *Server) projectJSON(p *project) map[string]any {
+	host := strings.TrimSuffix(s.URL, strings.TrimSuffix(BasePath, "/"))
+	return map[string]any{
+		"id": p.id, "path_with_namespace": p.path,
+		"http_url_to_repo": host + "/gitlab/" + p.path + ".git",
+		"web_url":          host + "/gitlab/" + p.path,
+	}
+}
+
+func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, p *project, seg []string) {
+	get, post, put := r.Method == http.MethodGet, r.Method == http.MethodPost, r.Method == http.MethodPut
+	switch {
+	case get && len(seg) == 0:
+		writeJSON(w, 200, s.projectJSON(p))
+	case get && match(seg, "members", "all", "*"):
+		uid, _ := strconv.ParseInt(seg[2], 10, 64)
+		m, ok := p.members[uid]
+		if !ok {
+			message(w, http.StatusNotFound, "404 Not found")
+			return
+		}
+		var name string
+		for n, id := range s.users {
+			if id == uid {
+				name = n
+			}
+		}
+		writeJSON(w, 200, map[string]any{"id": uid, "username": name, "access_level": m.level, "state": m.state})
+	case post && match(seg, "statuses", "*"):
+		var in struct {
+			State       string `json:"state"`
+			Name        string `json:"name"`
+			Context     string `json:"context"`
+			TargetURL   string `json:"target_url"`
+			Description string `json:"description"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		if in.Name == "" {
+			in.Name = in.Context
+		}
+		if in.Name == "" {
+			in.Name = "default"
+		}
+		if !slices.Contains([]string{"pending", "running", "success", "failed", "canceled", "skipped"}, in.State) {
+			message(w, http.StatusBadRequest, "state does not have a valid value")
+			return
+		}
+		if len([]rune(in.Description)) > 255 {
+			message(w, http.StatusBadRequest, "description is too long (maximum is 255 characters)")
+			return
+		}
+		for i := len(p.statuses) - 1; i >= 0; i-- {
+			st := p.statuses[i]
+			if st.SHA == seg[1] && st.Name == in.Name {
+				if st.State == in.State {
+					message(w, http.StatusBadRequest, fmt.Sprintf("Cannot transition status via :%s from :%s", in.State, st.State))
+					return
+				}
+				break
+			}
+		}
+		st := Status{SHA: seg[1], Name: in.Name, State: in.State, Description: in.Description, TargetURL: in.TargetURL}
+		p.statuses = append(p.statuses, st)
+		writeJSON(w, 201, map[string]any{"id": s.id(), "sha": st.SHA, "name": st.Name, "status": st.State})
+	case get && match(seg, "repository", "files", "*", "raw"):
+		ref := r.URL.Query().Get("ref")
+		if ref == "" {
+			ref = "main"
+		}
+		b, ok := p.files[ref+"\x00"+seg[2]]
+		if !ok {
+			message(w, http.StatusNotFound, "404 File Not Found")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(b)
+	case get && match(seg, "merge_requests"):
+		state := r.URL.Query().Get("state")
+		var iids []int64
+		for iid, mr := range p.mrs {
+			if state == "" || state == "all" || mr.State == state {
+				iids = append(iids, iid)
+			}
+		}
+		slices.Sort(iids)
+		slices.Reverse(iids) // GitLab: created_at desc
+		out := make([]any, 0, len(iids))
+		for _, iid := range iids {
+			out = append(out, s.mrJSON(p, p.mrs[iid]))
+		}
+		s.paginate(w, r, out)
+	case len(seg) >= 2 && seg[0] == "merge_requests":
+		iid, _ := strconv.ParseInt(seg[1], 10, 64)
+		mr := p.mrs[iid]
+		if mr == nil {
+			message(w, http.StatusNotFound, "404 Not found")
+			return
+		}
+		s.serveMR(w, r, p, mr, seg[2:], get, post, put)
+	default:
+		message(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func (s *Server) serveMR(w http.ResponseWriter, r *http.Request, p *project, mr *mergeRequest, seg []string, get, post, put bool) {
+	switch {
+	case get && len(seg) == 0:
+		writeJSON(w, 200, s.mrJSON(p, mr))
+	case get && match(seg, "notes"):
+		notes := slices.Clone(mr.notes)
+		if r.URL.Query().Get("sort") != "asc" {
+			slices.Reverse(notes)
+		}
+		out := make([]any, 0, len(notes))
+		for _, n := range notes {
+			out = append(out, s.noteJSON(n))
+		}
+		s.paginate(w, r, out)
+	case post && match(seg, "notes"):
+		var in struct {
+			Body string `json:"body"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		if in.Body == "" {
+			message(w, http.StatusBadRequest, "body is missing")
+			return
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		n := Note{ID: s.id(), Author: s.currentUser, Body: in.Body, CreatedAt: now, UpdatedAt: now}
+		mr.notes = append(mr.notes, n)
+		writeJSON(w, 201, s.noteJSON(n))
+	case put && match(seg, "notes", "*"):
+		id, _ := strconv.ParseInt(seg[1], 10, 64)
+		var in struct {
+			Body string `json:"body"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		for i := range mr.notes {
+			if mr.notes[i].ID == id {
+				if mr.notes[i].Author != s.currentUser {
+					message(w, http.StatusForbidden, "403 Forbidden")
+					return
+				}
+				mr.notes[i].Body = in.Body
+				mr.notes[i].UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+				writeJSON(w, 200, s.noteJSON(mr.notes[i]))
+				return
+			}
+		}
+		message(w, http.StatusNotFound, "404 Note Not Found")
+	case get && match(seg, "approvals"):
+		by := make([]any, 0, len(mr.approvals))
+		for _, a := range mr.approvals {
+			e := map[string]any{"user": s.user(a.Username)}
+			if !a.ApprovedAt.IsZero() {
+				e["approved_at"] = a.ApprovedAt.Format(time.RFC3339Nano)
+			}
+			by = append(by, e)
+		}
+		writeJSON(w, 200, map[string]any{"id": mr.IID + 5000, "iid": mr.IID, "project_id": p.id,
+			"approved": len(by) > 0, "approved_by": by})
+	case get && match(seg, "versions"):
+		out := make([]any, 0, len(mr.versions))
+		for i := len(mr.versions) - 1; i >= 0; i-- { // newest first, like GitLab
+			v := mr.versions[i]
+			out = append(out, map[string]any{"id": i + 1, "head_commit_sha": v.HeadSHA,
+				"created_at": v.CreatedAt.Format(time.RFC3339Nano), "state": "collected"})
+		}
+		s.paginate(w, r, out)
+	case get && match(seg, "diffs"):
+		out := make([]any, 0, len(mr.diffs))
+		for _, d := range mr.diffs {
+			out = append(out, map[string]any{"old_path": d.OldPath, "new_path": d.NewPath,
+				"renamed_file": d.OldPath != d.NewPath, "diff": "@@ -1 +1 @@\n"})
+		}
+		s.paginate(w, r, out)
+	default:
+		message(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func (s *Server) mrJSON(p *project, mr *mergeRequest) map[string]any {
+	web := s.projectJSON(p)["web_url"].(string)
+	return map[string]any{
+		"id": mr.IID + 5000, "iid": mr.IID, "project_id": p.id, "title": mr.Title,
+		"state": mr.State, "draft": mr.Draft, "author": s.user(mr.Author),
+		"source_branch": mr.SourceBranch, "target_branch": mr.TargetBranch,
+		"source_project_id": mr.SourceProjectID, "target_project_id": p.id,
+		"sha": mr.SHA, "has_conflicts": mr.HasConflicts,
+		"detailed_merge_status": mr.DetailedMergeStatus,
+		"updated_at":            mr.UpdatedAt.Format(time.RFC3339Nano),
+		"web_url":               fmt.Sprintf("%s/-/merge_requests/%d", web, mr.IID),
+		"diff_refs":             map[string]any{"base_sha": mr.BaseSHA, "head_sha": mr.SHA, "start_sha": mr.BaseSHA},
+	}
+}
+
+func (s *Server) noteJSON(n Note) map[string]any {
+	return map[string]any{
+		"id": n.ID, "body": n.Body, "system": n.System, "noteable_type": "MergeRequest",
+		"author":     s.user(n.Author),
+		"created_at": n.CreatedAt.Format(time.RFC3339Nano),
+		"updated_at": n.UpdatedAt.Format(time.RFC3339Nano),
+	}
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	// client-go sends JSON bodies; accept form bodies too, as GitLab does.
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+			message(w, http.StatusBadRequest, "malformed JSON")
+			return false
+		}
+		return true
+	}
+	if err := r.ParseForm(); err != nil {
+		message(w, http.StatusBadRequest, "malformed form")
+		return false
+	}
+	m := map[string]string{}
+	for k := range r.PostForm {
+		m[k] = r.PostForm.Get(k)
+	}
+	b, _ := json.Marshal(m)
+	_ = json.Unmarshal(b, v)
+	return true
+}
+
+// paginate writes one page of items with GitLab's pagination headers
+// (per_page defaults to 20, at most 100).
+func (s *Server) paginate(w http.ResponseWriter, r *http.Request, items []any) {
+	q := r.URL.Query()
+	page, _ := strconv.Atoi(q.Get("page"))
+	if page < 1 {
+		page = 1
+	}
+	per, _ := strconv.Atoi(q.Get("per_page"))
+	if per < 1 {
+		per = 20
+	}
+	per = min(per, 100)
+	total := len(items)
+	pages := max((total+per-1)/per, 1)
+	lo := min((page-1)*per, total)
+	hi := min(lo+per, total)
+	h := w.Header()
+	h.Set("X-Page", strconv.Itoa(page))
+	h.Set("X-Per-Page", strconv.Itoa(per))
+	h.Set("X-Total", strconv.Itoa(total))
+	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	h.Set("X-Next-Page", "")
+	if page < pages {
+		h.Set("X-Next-Page", strconv.Itoa(page+1))
+	}
+	h.Set("X-Prev-Page", "")
+	if page > 1 {
+		h.Set("X-Prev-Page", strconv.Itoa(page-1))
+	}
+	writeJSON(w, 200, items[lo:hi])
+}

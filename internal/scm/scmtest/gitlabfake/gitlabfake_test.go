@@ -1,0 +1,68 @@
+package gitlabfake
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func get(t *testing.T, s *Server, path string, header http.Header) (*http.Response, []map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if resp.StatusCode == 200 && resp.Header.Get("X-Total") != "" {
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp, out
+}
+
+func TestPaginationAndAuth(t *testing.T) {
+	s := New(t, "tok")
+	if !strings.HasSuffix(s.URL, "/gitlab/api/v4") {
+		t.Fatalf("URL %s is not under the base path", s.URL)
+	}
+	s.AddProject("g/p")
+	for range 130 {
+		s.AddMergeRequest("g/p", MergeRequest{Author: "a"})
+	}
+	resp, items := get(t, s, "projects/g%2Fp/merge_requests?per_page=100&page=2", http.Header{"Authorization": {"Bearer tok"}})
+	if resp.StatusCode != 200 || len(items) != 30 || resp.Header.Get("X-Total-Pages") != "2" ||
+		resp.Header.Get("X-Next-Page") != "" || resp.Header.Get("X-Prev-Page") != "1" {
+		t.Fatalf("page 2: %d, %d items, headers %v", resp.StatusCode, len(items), resp.Header)
+	}
+	resp, items = get(t, s, "projects/g%2Fp/merge_requests?per_page=500", http.Header{"Private-Token": {"tok"}})
+	if len(items) != 100 || resp.Header.Get("X-Next-Page") != "2" {
+		t.Fatalf("per_page is capped at 100: %d items, next %q", len(items), resp.Header.Get("X-Next-Page"))
+	}
+	if resp, _ := get(t, s, "user", http.Header{"Private-Token": {"nope"}}); resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, s, "user", http.Header{}); resp.StatusCode != 401 {
+		t.Fatalf("no token: %d", resp.StatusCode)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	s := New(t, "tok")
+	s.SetCurrentUser("bot")
+	s.RateLimit(1, http.Header{"Ratelimit-Reset": {"1700000000"}})
+	resp, _ := get(t, s, "user", http.Header{"Private-Token": {"tok"}})
+	if resp.StatusCode != 429 || resp.Header.Get("RateLimit-Reset") != "1700000000" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := get(t, s, "user", http.Header{"Private-Token": {"tok"}}); resp.StatusCode != 200 {
+		t.Fatalf("after the 429: %d", resp.StatusCode)
+	}
+}
