@@ -71,7 +71,9 @@ type GitLabConfig struct {
 	Repositories []string `yaml:"repositories"`
 }
 
-// ClusterConfig says how to reach a cluster.
+// ClusterConfig says how to reach a cluster: a kubeconfig file and/or one
+// of its contexts; both empty means the cluster the bot runs in, through its
+// service account (kubectl's default loading rules).
 type ClusterConfig struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 	Context    string `yaml:"context"`
@@ -173,12 +175,9 @@ func (c *Config) Validate() error {
 	if _, ok := c.Clusters[c.DefaultCluster]; c.DefaultCluster != "" && !ok {
 		errs = append(errs, fmt.Errorf("defaultCluster %q is not among clusters", c.DefaultCluster))
 	}
-	for name, cl := range c.Clusters {
+	for name := range c.Clusters {
 		if name == "" {
 			errs = append(errs, errors.New("clusters: a cluster has an empty name"))
-		}
-		if cl.Kubeconfig == "" && cl.Context == "" {
-			errs = append(errs, fmt.Errorf("clusters.%s: set kubeconfig and/or context", name))
 		}
 	}
 	if c.Workers < 1 {
