@@ -118,8 +118,9 @@ func (w *Webhook) verifySignature(header http.Header, body []byte) error {
 // DeliveryID is the delivery's id for deduplication: Idempotency-Key
 // (GitLab ≥ 17.4, the same across GitLab's retries of a delivery; equal to
 // webhook-id on signed deliveries), else X-Gitlab-Event-UUID, else
-// X-Gitlab-Webhook-UUID. Older GitLab sends a new UUID on each retry, so
-// dedupe there is best effort; the bot is level-triggered anyway.
+// X-Gitlab-Webhook-UUID. Without Idempotency-Key a retried delivery may
+// not keep its UUID, so dedupe is best effort; the bot is level-triggered
+// anyway.
 func DeliveryID(header http.Header) string {
 	for _, k := range []string{"Idempotency-Key", "webhook-id", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"} {
 		if v := header.Get(k); v != "" {
