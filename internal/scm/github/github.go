@@ -64,9 +64,9 @@ type Forges struct {
 	tokenF *forge
 
 	mu            sync.Mutex
-	installations map[int64]*forge  // by installation id
-	repoInstall   map[string]int64  // repo full name → installation id
-	login         string            // cached BotLogin
+	installations map[int64]*forge // by installation id
+	repoInstall   map[string]int64 // repo full name → installation id
+	login         string           // cached BotLogin
 
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time

@@ -445,3 +445,28 @@ func TestRateLimitWaitHonoursContext(t *testing.T) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
+
+func TestBaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                               "",
+		"https://ghe.example.com":        "https://ghe.example.com/api/v3/",
+		"https://ghe.example.com/":       "https://ghe.example.com/api/v3/",
+		"https://ghe.example.com/api/v3": "https://ghe.example.com/api/v3/",
+		"http://127.0.0.1:1/api-v3/":     "http://127.0.0.1:1/api-v3/",
+	} {
+		fs, err := New(Options{BaseURL: in, Token: "t"})
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if fs.baseURL != want {
+			t.Errorf("BaseURL %q became %q, want %q", in, fs.baseURL, want)
+		}
+	}
+	if _, err := New(Options{BaseURL: "ghe.example.com", Token: "t"}); err == nil {
+		t.Error("New accepted a base URL without a scheme")
+	}
+	fs, _ := New(Options{Token: "t"})
+	if _, err := fs.Forge(context.Background(), scm.RepoRef{Kind: scm.GitLab, FullName: "a/b"}, 0); err == nil {
+		t.Error("Forge accepted a GitLab repository")
+	}
+}
