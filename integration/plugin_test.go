@@ -15,8 +15,12 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
 )
 
-// binDir holds the freshly built kubectl-gitops.
-var binDir string
+// binDir holds the freshly built kubectl-gitops and gitops-bot; env is the
+// real control plane.
+var (
+	binDir string
+	env    *testenv.Env
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kubectl-gitops-bin-")
@@ -24,14 +28,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "kubectl-gitops"), "../cmd/kubectl-gitops")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building kubectl-gitops:", err)
-		os.Exit(1)
+	for _, name := range []string{"kubectl-gitops", "gitops-bot"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n", name, err)
+			os.Exit(1)
+		}
 	}
 	binDir = dir
-	code := m.Run()
+	code := testenv.Run(m, &env)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

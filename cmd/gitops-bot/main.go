@@ -9,6 +9,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"helm.sh/helm/v4/pkg/kube"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,6 +26,9 @@ import (
 )
 
 func main() {
+	// Helm's SDK applies as the program's name unless told otherwise; keep
+	// Helm releases apart from kubectl-gitops's own field manager.
+	kube.ManagedFieldsManager = cluster.HelmFieldManager
 	if len(os.Args) > 1 && (os.Args[1] == "version" || os.Args[1] == "--version") {
 		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
 		return

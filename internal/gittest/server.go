@@ -25,16 +25,19 @@ type Server struct {
 type Option func(*serverConfig)
 
 type serverConfig struct {
-	user, pass string
-	auth       bool
+	check func(user, pass string) bool
 }
 
 // WithBasicAuth makes the server answer 401 to every request that does not
 // carry exactly these HTTP basic credentials.
 func WithBasicAuth(user, pass string) Option {
-	return func(c *serverConfig) {
-		c.user, c.pass, c.auth = user, pass, true
-	}
+	return WithAuth(func(u, p string) bool { return equal(u, user) && equal(p, pass) })
+}
+
+// WithAuth makes the server answer 401 to every request whose HTTP basic
+// credentials check refuses, such as a forge fake's installation tokens.
+func WithAuth(check func(user, pass string) bool) Option {
+	return func(c *serverConfig) { c.check = check }
 }
 
 // Serve serves repos (name → repository; a name may contain slashes, as in
@@ -81,9 +84,9 @@ func Serve(t testing.TB, repos map[string]*Repo, opts ...Option) *Server {
 	s := &Server{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
-		if cfg.auth {
+		if cfg.check != nil {
 			user, pass, ok := r.BasicAuth()
-			if !ok || !equal(user, cfg.user) || !equal(pass, cfg.pass) {
+			if !ok || !cfg.check(user, pass) {
 				w.Header().Set("WWW-Authenticate", `Basic realm="gittest"`)
 				http.Error(w, "authentication required", http.StatusUnauthorized)
 				return

@@ -393,10 +393,10 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
-	base := map[string]any{"full_name": repo.FullName(), "id": repo.ID, "clone_url": "https://github.example/" + repo.FullName() + ".git"}
+	base := map[string]any{"full_name": repo.FullName(), "id": repo.ID, "clone_url": s.cloneURL(repo.FullName())}
 	head := base
 	if pr.HeadRepo != "" {
-		head = map[string]any{"full_name": pr.HeadRepo, "fork": true, "clone_url": "https://github.example/" + pr.HeadRepo + ".git"}
+		head = map[string]any{"full_name": pr.HeadRepo, "fork": true, "clone_url": s.cloneURL(pr.HeadRepo)}
 	}
 	out := map[string]any{
 		"number": pr.Number, "title": pr.Title, "user": user(pr.Author), "state": pr.State,

@@ -110,6 +110,10 @@ type Server struct {
 	Key    *rsa.PrivateKey
 	KeyPEM []byte
 
+	// CloneURL gives a repository's clone_url (owner/name → URL), such as a
+	// gittest server's; nil means https://github.example/owner/name.git.
+	CloneURL func(fullName string) string
+
 	mu           sync.Mutex
 	tokenTTL     time.Duration
 	repos        map[string]*Repo
@@ -218,4 +222,21 @@ func (s *Server) Inject(method, path string, times int, resp Response) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.injections = append(s.injections, &injection{method: method, path: path, left: times, resp: resp})
+}
+
+func (s *Server) cloneURL(fullName string) string {
+	if s.CloneURL != nil {
+		return s.CloneURL(fullName)
+	}
+	return "https://github.example/" + fullName + ".git"
+}
+
+// ValidToken reports whether tok is a token the fake issued (or was given)
+// and has not expired: a Git server in front of the same repositories checks
+// clone credentials with it.
+func (s *Server) ValidToken(tok string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[tok]
+	return ok && time.Now().Before(t.expires)
 }

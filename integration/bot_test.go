@@ -1,0 +1,259 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+)
+
+const webhookSecret = "canary-webhook-secret-0d41"
+
+// TestBotPreviewEndToEnd runs the gitops-bot binary as it is deployed, as a
+// GitHub App, against the GitHub fake (which checks every request against
+// GitHub's OpenAPI description and the App's JWT), a real Git server that
+// accepts only the App's installation tokens, and the real API server. A
+// signed pull_request.opened for a repository with two apps, one touched,
+// gets one sticky comment naming exactly the touched app's change; a second
+// push edits that comment; replaying the first delivery changes nothing.
+func TestBotPreviewEndToEnd(t *testing.T) {
+	env.Require(t)
+	ns := env.Namespace(t)
+	fake := githubfake.New(t)
+
+	repo := gittest.NewRepo(t, map[string]string{
+		"gitops.yaml": fmt.Sprintf(`apiVersion: gitops.kubectl.dev/v1alpha1
+kind: Repository
+apps:
+  - {name: alpha, path: apps/alpha, namespace: %[1]s, cluster: test}
+  - {name: beta, path: apps/beta, namespace: %[1]s, cluster: test}
+`, ns),
+		"apps/alpha/settings.yaml": configMap("alpha-settings", "one"),
+		"apps/beta/settings.yaml":  configMap("beta-settings", "one"),
+	})
+	base := repo.Head(t)
+	// The base is what runs in the cluster.
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.Command(filepath.Join(binDir, "kubectl-gitops"), "apply", repo.Dir, "--kubeconfig", env.Kubeconfig, "--context", kc.CurrentContext)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("applying the base: %v\n%s", err, out)
+	}
+	head1 := repo.Commit(t, map[string]string{"apps/alpha/settings.yaml": configMap("alpha-settings", "two")}, "alpha: two")
+	git := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": repo},
+		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
+	fake.CloneURL = func(string) string { return git.URL("acme/shop") }
+	fake.AddRepo(&githubfake.Repo{
+		Owner: "acme", Name: "shop", ID: 1001, Installation: 42,
+		Files: map[string]map[string]string{base: {"gitops.yaml": readFile(t, repo.Dir, "gitops.yaml")}},
+		Pulls: map[int]*githubfake.Pull{7: {
+			Number: 7, Title: "alpha: two", Author: "dev", State: "open",
+			HeadSHA: head1, HeadRef: "alpha-two", BaseSHA: base, BaseRef: "main",
+			Files: []githubfake.File{{Filename: "apps/alpha/settings.yaml", Status: "modified"}},
+		}},
+	})
+
+	addr, logs := startBot(t, fake)
+	opened := pullRequestEvent("opened", head1)
+	if code := deliver(t, addr, "delivery-1", opened); code != http.StatusAccepted {
+		t.Fatalf("pull_request.opened: HTTP %d, want 202", code)
+	}
+	first := waitComment(t, fake, func(c githubfake.Comment) bool { return strings.Contains(c.Body, head1) })
+	if !strings.Contains(first.Body, "alpha") || !strings.Contains(first.Body, "ConfigMap") || strings.Contains(first.Body, "beta") {
+		t.Errorf("the comment should name exactly alpha's change:\n%s", first.Body)
+	}
+	if !strings.Contains(first.Body, "-  key: one") || !strings.Contains(first.Body, "+  key: two") {
+		t.Errorf("the comment should show the live diff of alpha-settings:\n%s", first.Body)
+	}
+	waitStatus(t, fake, head1, "success")
+
+	// A second push edits the same comment.
+	head2 := repo.Commit(t, map[string]string{"apps/alpha/settings.yaml": configMap("alpha-settings", "three")}, "alpha: three")
+	fake.Update("acme/shop", func(r *githubfake.Repo) { r.Pulls[7].HeadSHA = head2 })
+	if code := deliver(t, addr, "delivery-2", pullRequestEvent("synchronize", head2)); code != http.StatusAccepted {
+		t.Fatalf("pull_request.synchronize: HTTP %d, want 202", code)
+	}
+	second := waitComment(t, fake, func(c githubfake.Comment) bool { return strings.Contains(c.Body, head2) })
+	if second.ID != first.ID || !strings.Contains(second.Body, "+  key: three") {
+		t.Errorf("the second push should edit comment %d, got %d:\n%s", first.ID, second.ID, second.Body)
+	}
+	waitStatus(t, fake, head2, "success")
+
+	// Replaying the first delivery changes nothing.
+	requests := len(fake.Requests())
+	if code := deliver(t, addr, "delivery-1", opened); code/100 != 2 {
+		t.Fatalf("replayed delivery: HTTP %d, want 2xx", code)
+	}
+	time.Sleep(2 * time.Second)
+	comments := pullComments(fake)
+	if len(comments) != 1 || comments[0].Body != second.Body {
+		t.Errorf("after the replay: %d comments, body changed: %v", len(comments), len(comments) == 1 && comments[0].Body != second.Body)
+	}
+	for _, req := range fake.Requests()[requests:] {
+		if !strings.HasPrefix(req, "GET ") {
+			t.Errorf("the replay wrote to the forge: %s", req)
+		}
+	}
+	if strings.Contains(logs.String(), webhookSecret) {
+		t.Errorf("the webhook secret reached the bot's log")
+	}
+}
+
+func startBot(t *testing.T, fake *githubfake.Server) (string, *bytes.Buffer) {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`listen: %q
+github:
+  baseURL: %q
+  appID: %d
+  privateKeyFile: %q
+  webhookSecret: {env: WEBHOOK_SECRET}
+  repositories: [acme/shop]
+clusters:
+  test: {kubeconfig: %q}
+defaultCluster: test
+cacheDir: %q
+reconcileInterval: 1h
+`, addr, fake.URL(), fake.AppID, key, env.Kubeconfig, filepath.Join(dir, "cache"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "gitops-bot"), "--config", config)
+	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+webhookSecret, "HOME="+dir)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+		if t.Failed() {
+			t.Logf("gitops-bot log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr, logs
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("gitops-bot did not become ready:\n%s", logs.String())
+	return "", nil
+}
+
+func pullRequestEvent(action, head string) []byte {
+	return []byte(fmt.Sprintf(`{"action":%q,"number":7,"pull_request":{"number":7,"state":"open","head":{"sha":%q,"ref":"alpha-two"},"base":{"ref":"main"},"user":{"login":"dev"}},"repository":{"id":1001,"name":"shop","full_name":"acme/shop","owner":{"login":"acme"}},"installation":{"id":42},"sender":{"login":"dev"}}`, action, head))
+}
+
+func deliver(t *testing.T, addr, id string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/github", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", githubfake.Sign([]byte(webhookSecret), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func pullComments(fake *githubfake.Server) []githubfake.Comment {
+	var out []githubfake.Comment
+	fake.Update("acme/shop", func(r *githubfake.Repo) { out = append(out, r.Pulls[7].Comments...) })
+	return out
+}
+
+// waitComment waits until the pull request has exactly one comment and it
+// satisfies ok.
+func waitComment(t *testing.T, fake *githubfake.Server, ok func(githubfake.Comment) bool) githubfake.Comment {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if cs := pullComments(fake); len(cs) == 1 && ok(cs[0]) {
+			return cs[0]
+		} else if len(cs) > 1 {
+			t.Fatalf("the bot posted %d comments, want one sticky comment", len(cs))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no matching comment; comments: %+v", pullComments(fake))
+	return githubfake.Comment{}
+}
+
+func waitStatus(t *testing.T, fake *githubfake.Server, sha, state string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		var last string
+		fake.Update("acme/shop", func(r *githubfake.Repo) {
+			for _, st := range r.Statuses {
+				if st.SHA == sha && st.Context == "gitops/preview" {
+					last = st.State
+				}
+			}
+		})
+		if last == state {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("status gitops/preview of %s never became %s", sha, state)
+}
+
+func configMap(name, value string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  key: " + value + "\n"
+}
+
+func readFile(t *testing.T, dir, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
