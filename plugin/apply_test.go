@@ -51,7 +51,7 @@ func TestApplyRepositoryInDependencyOrder(t *testing.T) {
 	git := func(args ...string) {
 		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Skipf("git %v: %v %s", args, err, out)
+			t.Fatalf("git %v: %v %s", args, err, out)
 		}
 	}
 	git("init", "-q")
