@@ -50,30 +50,11 @@ type AppOptions struct {
 // Git source, as plain YAML, a kustomization or a chart, then its namespace,
 // in-line patches and image overrides, in that order.
 func App(ctx context.Context, repo *config.Repository, app config.App, opts AppOptions) (*Result, error) {
-	base, root := repo.Dir, opts.Root
-	if root == "" {
-		root = repo.Dir
+	base, ropts, err := appBase(ctx, repo, app, opts)
+	if err != nil {
+		return nil, err
 	}
-	if app.Source != nil {
-		if opts.Fetch == nil {
-			return nil, fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name)
-		}
-		dir, err := opts.Fetch(ctx, app.Source.Git, app.Source.Ref)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, app.Source.Git, app.Source.Ref, err)
-		}
-		base, root = dir, dir
-	}
-	namespace := app.Namespace
-	if opts.Namespace != "" {
-		namespace = opts.Namespace
-	}
-	ropts := Options{Root: root, Namespace: namespace, Limits: opts.Limits}
-
-	var (
-		res *Result
-		err error
-	)
+	var res *Result
 	if app.Helm != nil {
 		res, err = renderAppChart(ctx, app, base, ropts, opts.FetchChart)
 	} else {
@@ -88,6 +69,32 @@ func App(ctx context.Context, repo *config.Repository, app config.App, opts AppO
 		}
 	}
 	return res, nil
+}
+
+// appBase fetches the app's Git source if it has one and returns the folder
+// its paths are relative to (the repository, or the source's checkout) and
+// the render options: confined to that folder, with the app's namespace
+// unless opts overrides it.
+func appBase(ctx context.Context, repo *config.Repository, app config.App, opts AppOptions) (string, Options, error) {
+	base, root := repo.Dir, opts.Root
+	if root == "" {
+		root = repo.Dir
+	}
+	if app.Source != nil {
+		if opts.Fetch == nil {
+			return "", Options{}, fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name)
+		}
+		dir, err := opts.Fetch(ctx, app.Source.Git, app.Source.Ref)
+		if err != nil {
+			return "", Options{}, fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, app.Source.Git, app.Source.Ref, err)
+		}
+		base, root = dir, dir
+	}
+	namespace := app.Namespace
+	if opts.Namespace != "" {
+		namespace = opts.Namespace
+	}
+	return base, Options{Root: root, Namespace: namespace, Limits: opts.Limits}, nil
 }
 
 // appPath is the app's folder within its base: the source's path for an app

@@ -82,25 +82,10 @@ func AppRelease(ctx context.Context, repo *config.Repository, app config.App, op
 	if len(app.Patches) > 0 || len(app.Images) > 0 {
 		return nil, fmt.Errorf("app %s: a Helm release cannot take in-line patches or image overrides (Helm releases get no post-renderers); set them through the chart's values instead", app.Name)
 	}
-	base, root := repo.Dir, opts.Root
-	if root == "" {
-		root = repo.Dir
+	base, ropts, err := appBase(ctx, repo, app, opts)
+	if err != nil {
+		return nil, err
 	}
-	if app.Source != nil {
-		if opts.Fetch == nil {
-			return nil, fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name)
-		}
-		dir, err := opts.Fetch(ctx, app.Source.Git, app.Source.Ref)
-		if err != nil {
-			return nil, fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, app.Source.Git, app.Source.Ref, err)
-		}
-		base, root = dir, dir
-	}
-	namespace := app.Namespace
-	if opts.Namespace != "" {
-		namespace = opts.Namespace
-	}
-	ropts := Options{Root: root, Namespace: namespace, Limits: opts.Limits}
 	src, err := locateAppChart(ctx, app, base, ropts, opts.FetchChart)
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app.Name, err)
@@ -110,5 +95,5 @@ func AppRelease(ctx context.Context, repo *config.Repository, app config.App, op
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
-	return &HelmRelease{Name: src.release, Namespace: namespace, Chart: ch, Values: src.values}, nil
+	return &HelmRelease{Name: src.release, Namespace: ropts.Namespace, Chart: ch, Values: src.values}, nil
 }
