@@ -46,6 +46,10 @@ type Deps struct {
 	Work JobFunc
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics holds the bot's Prometheus series; nil means New makes its
+	// own. Pass one in to count the forge clients too (Metrics.Transport,
+	// Metrics.RateLimitWait).
+	Metrics *Metrics
 }
 
 // Bot serves webhooks and runs jobs. Build it with New, start it with Run.
@@ -54,7 +58,7 @@ type Bot struct {
 	deps     Deps
 	log      *slog.Logger
 	now      func() time.Time
-	metrics  *metrics
+	metrics  *Metrics
 	queue    *queue
 	seen     *seenSet
 	patterns map[scm.Kind][]string
@@ -80,7 +84,7 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 		deps:     deps,
 		log:      deps.Logger,
 		now:      deps.Now,
-		metrics:  newMetrics(),
+		metrics:  deps.Metrics,
 		patterns: map[scm.Kind][]string{},
 		stopping: make(chan struct{}),
 	}
@@ -89,6 +93,9 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 	}
 	if b.now == nil {
 		b.now = time.Now
+	}
+	if b.metrics == nil {
+		b.metrics = NewMetrics()
 	}
 	b.queue = newQueue(func(n int) { b.metrics.queueDepth.Set(float64(n)) })
 	b.seen = newSeenSet(seenMax, seenTTL, b.now)

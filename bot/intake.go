@@ -96,13 +96,18 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 	if ev.Kind == scm.EventPing {
 		return event, resultAccepted, http.StatusOK
 	}
-	if !b.allowed(ev.Repo) {
-		log.Info("webhook ignored: repository not allowlisted")
-		return event, resultNotAllowed, http.StatusAccepted
+	if ev.Repo.Kind == "" {
+		ev.Repo.Kind = kind
 	}
+	// What the bot has no use for is ignored before the allowlist is asked:
+	// many such events (installations, most GitLab hooks) name no repository.
 	trigger, ok := interesting(ev)
 	if !ok {
 		return event, resultIgnored, http.StatusOK
+	}
+	if !b.allowed(ev.Repo) {
+		log.Info("webhook ignored: repository not allowlisted")
+		return event, resultNotAllowed, http.StatusAccepted
 	}
 	// Claim the delivery id before enqueueing so concurrent copies run it
 	// once; give it back if the enqueue fails so a redelivery is processed.
@@ -110,9 +115,6 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 	if ev.DeliveryID != "" && !b.seen.claim(key) {
 		log.Info("webhook duplicate delivery")
 		return event, resultDuplicate, http.StatusOK
-	}
-	if ev.Repo.Kind == "" {
-		ev.Repo.Kind = kind
 	}
 	pr := *ev.PR
 	if pr.Repo.Kind == "" {

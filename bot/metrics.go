@@ -2,25 +2,37 @@ package bot
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
 
-// metrics are the bot's Prometheus series, on a registry of its own so
-// several bots (tests) never share state.
-type metrics struct {
+// Metrics are the bot's Prometheus series, on a registry of their own so
+// several bots (tests) never share state. New builds one unless Deps.Metrics
+// hands one in; the caller does that to count the forge clients' requests
+// and rate-limit waits (Transport, RateLimitWait), which it builds before
+// the bot.
+type Metrics struct {
 	registry       *prometheus.Registry
 	webhooks       *prometheus.CounterVec
 	jobs           *prometheus.CounterVec
 	jobDuration    *prometheus.HistogramVec
 	queueDepth     prometheus.Gauge
 	rateLimitWaits prometheus.Counter
+
+	forgeRequests    *prometheus.CounterVec
+	forgeWaits       *prometheus.CounterVec
+	forgeWaitSeconds *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+// NewMetrics returns the bot's series on a fresh registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitops_bot_webhooks_total",
@@ -43,15 +55,69 @@ func newMetrics() *metrics {
 			Name: "gitops_bot_rate_limit_waits_total",
 			Help: "Jobs re-queued to wait for a forge rate limit to reset.",
 		}),
+		forgeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitops_bot_forge_requests_total",
+			Help: `Forge API requests by provider and response status class ("2xx" … "5xx", or "error" when no response came).`,
+		}, []string{"provider", "code"}),
+		forgeWaits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitops_bot_forge_rate_limit_waits_total",
+			Help: "Waits inside a forge client for a rate limit to reset, by provider.",
+		}, []string{"provider"}),
+		forgeWaitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitops_bot_forge_rate_limit_wait_seconds_total",
+			Help: "Time forge clients chose to wait for rate limits to reset, by provider.",
+		}, []string{"provider"}),
 	}
 	m.registry.MustRegister(
 		m.webhooks, m.jobs, m.jobDuration, m.queueDepth, m.rateLimitWaits,
+		m.forgeRequests, m.forgeWaits, m.forgeWaitSeconds,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
-func (m *metrics) handler() http.Handler {
+func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// Transport wraps base (http.DefaultTransport when nil) so that every
+// request a forge client sends is counted in
+// gitops_bot_forge_requests_total under provider. Hand it to the forge as
+// its transport, below the client's own retries, so each attempt counts.
+func (m *Metrics) Transport(provider scm.Kind, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &countingTransport{next: base, m: m, provider: string(provider)}
+}
+
+// RateLimitWait returns the forge option OnRateLimitWait for provider: it
+// counts each wait and the time waited.
+func (m *Metrics) RateLimitWait(provider scm.Kind) func(time.Duration) {
+	return func(d time.Duration) {
+		m.forgeWaits.WithLabelValues(string(provider)).Inc()
+		m.forgeWaitSeconds.WithLabelValues(string(provider)).Add(max(d, 0).Seconds())
+	}
+}
+
+type countingTransport struct {
+	next     http.RoundTripper
+	m        *Metrics
+	provider string
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	t.m.forgeRequests.WithLabelValues(t.provider, statusClass(resp, err)).Inc()
+	return resp, err
+}
+
+// statusClass keeps the code label's cardinality small: "2xx" … "5xx", or
+// "error" for a request that got no response.
+func statusClass(resp *http.Response, err error) string {
+	if err != nil || resp == nil || resp.StatusCode < 100 || resp.StatusCode > 599 {
+		return "error"
+	}
+	return strconv.Itoa(resp.StatusCode/100) + "xx"
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"helm.sh/helm/v4/pkg/kube"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -65,11 +66,15 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	return b.Run(ctx)
 }
 
-// dependencies builds the forge clients and the preview from cfg.
+// dependencies builds the forge clients and the preview from cfg. The
+// forge clients report their requests and rate-limit waits to the bot's
+// metrics.
 func dependencies(cfg *bot.Config) (bot.Deps, error) {
+	metrics := bot.NewMetrics()
 	deps := bot.Deps{
 		Parsers: map[scm.Kind]scm.WebhookParser{},
 		Forges:  map[scm.Kind]scm.Forges{},
+		Metrics: metrics,
 	}
 	if c := cfg.GitHub; c != nil {
 		var key []byte
@@ -80,7 +85,14 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 			}
 			key = k
 		}
-		forges, err := github.New(github.Options{BaseURL: c.BaseURL, AppID: c.AppID, PrivateKey: key, Token: c.Token.Reveal()})
+		forges, err := github.New(github.Options{
+			BaseURL:         c.BaseURL,
+			AppID:           c.AppID,
+			PrivateKey:      key,
+			Token:           c.Token.Reveal(),
+			Transport:       metrics.Transport(scm.GitHub, nil),
+			OnRateLimitWait: metrics.RateLimitWait(scm.GitHub),
+		})
 		if err != nil {
 			return deps, err
 		}
@@ -91,7 +103,12 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 		deps.Forges[scm.GitHub], deps.Parsers[scm.GitHub] = forges, parser
 	}
 	if c := cfg.GitLab; c != nil {
-		forges, err := gitlab.New(gitlab.Options{BaseURL: c.BaseURL, Token: c.Token.Reveal()})
+		forges, err := gitlab.New(gitlab.Options{
+			BaseURL:         c.BaseURL,
+			Token:           c.Token.Reveal(),
+			HTTPClient:      &http.Client{Transport: metrics.Transport(scm.GitLab, nil)},
+			OnRateLimitWait: metrics.RateLimitWait(scm.GitLab),
+		})
 		if err != nil {
 			return deps, err
 		}
