@@ -1,0 +1,691 @@
+package bot
+
+// Benchmarks of issue 4, run by hack/bench-bot.sh (BenchmarkBotProcess is
+// declared first so that it runs first, while the in-process ones run on a
+// control plane that has finished starting):
+//
+//   - BenchmarkIntake: signed deliveries through the real handler and the
+//     real GitHub verifier (github.NewWebhooks), in-process, b.RunParallel,
+//     unique delivery ids, no job run;
+//   - BenchmarkHMACVerify: the bare HMAC-SHA256 verification of the same
+//     payload, the limit of the intake;
+//   - BenchmarkBotProcess: the gitops-bot binary (GITOPS_BOT_BIN) against
+//     the GitHub fake, a real Git server and the test control plane: the
+//     webhook-to-comment latency of a pull request touching 20 apps, the
+//     delivery rate over loopback and the process's resident memory.
+//
+// None of them asserts on time; the figures are reported, and written to
+// BENCH_BOT_OUT (key value lines) for the script.
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/plugin"
+)
+
+const (
+	benchSecret = "bench-webhook-secret-7f3a"
+	benchApps   = 20
+)
+
+// benchPayload is a pull_request.synchronize delivery for acme/shop#7 at
+// head: GitHub's own example payload (@octokit/webhooks-examples, about the
+// size GitHub sends) with the identities rewritten.
+func benchPayload(tb testing.TB, head string) []byte {
+	tb.Helper()
+	var ev map[string]any
+	for _, ex := range githubfake.WebhookExamples(tb)["pull_request"] {
+		var m map[string]any
+		if json.Unmarshal(ex, &m) == nil && m["action"] == "synchronize" {
+			ev = m
+			break
+		}
+	}
+	if ev == nil {
+		ev = map[string]any{"pull_request": map[string]any{"head": map[string]any{}, "base": map[string]any{"ref": "main"}, "user": map[string]any{"login": "dev"}, "state": "open"}}
+	}
+	ev["action"] = "synchronize"
+	ev["number"] = 7
+	ev["installation"] = map[string]any{"id": 42}
+	ev["sender"] = map[string]any{"login": "dev"}
+	repo, _ := ev["repository"].(map[string]any)
+	if repo == nil {
+		repo = map[string]any{}
+		ev["repository"] = repo
+	}
+	repo["id"], repo["name"], repo["full_name"] = 1001, "shop", "acme/shop"
+	repo["owner"] = map[string]any{"login": "acme"}
+	pr := ev["pull_request"].(map[string]any)
+	pr["number"], pr["state"] = 7, "open"
+	h, _ := pr["head"].(map[string]any)
+	if h == nil {
+		h = map[string]any{}
+		pr["head"] = h
+	}
+	h["sha"], h["ref"] = head, "bump"
+	if hr, ok := h["repo"].(map[string]any); ok {
+		hr["id"], hr["name"], hr["full_name"] = 1001, "shop", "acme/shop"
+		hr["fork"] = false
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return body
+}
+
+// writeResult appends "key value" to BENCH_BOT_OUT, if set.
+func writeResult(tb testing.TB, key string, v float64) {
+	tb.Helper()
+	out := os.Getenv("BENCH_BOT_OUT")
+	if out == "" {
+		return
+	}
+	f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "%s %s\n", key, strconv.FormatFloat(v, 'f', -1, 64)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func benchApp(i int) string { return fmt.Sprintf("app-%02d", i) }
+
+func benchConfigMap(ns string, i int, value string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: %[1]s-settings
+  namespace: %[2]s
+  labels: {app.kubernetes.io/name: %[1]s}
+data:
+  LOG_LEVEL: info
+  RELEASE: %[3]q
+  config.yaml: |
+    server:
+      port: 8080
+      timeout: 30s
+    upstream: http://%[1]s-backend.%[2]s.svc:9000
+`, benchApp(i), ns, value)
+}
+
+func benchFiles(ns string) map[string]string {
+	var apps strings.Builder
+	apps.WriteString("apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\napps:\n")
+	files := map[string]string{}
+	for i := range benchApps {
+		a := benchApp(i)
+		fmt.Fprintf(&apps, "  - {name: %s, path: apps/%s, namespace: %s, cluster: test}\n", a, a, ns)
+		files["apps/"+a+"/config.yaml"] = benchConfigMap(ns, i, "r0")
+		files["apps/"+a+"/deployment.yaml"] = fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+  labels: {app.kubernetes.io/name: %[1]s}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app.kubernetes.io/name: %[1]s}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: %[1]s}
+    spec:
+      containers:
+      - name: app
+        image: ghcr.io/example/%[1]s:1.4.0
+        ports: [{name: http, containerPort: 8080}]
+        envFrom: [{configMapRef: {name: %[1]s-settings}}]
+        resources:
+          requests: {cpu: 50m, memory: 64Mi}
+          limits: {memory: 128Mi}
+`, a, ns)
+		files["apps/"+a+"/service.yaml"] = fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+  labels: {app.kubernetes.io/name: %[1]s}
+spec:
+  selector: {app.kubernetes.io/name: %[1]s}
+  ports: [{name: http, port: 80, targetPort: http}]
+`, a, ns)
+	}
+	files["gitops.yaml"] = apps.String()
+	return files
+}
+
+// procStatus reads VmRSS and VmHWM (bytes) of pid.
+func procStatus(pid int) (rss, hwm int64) {
+	f := procFields(pid)
+	return f["VmRSS"], f["VmHWM"]
+}
+
+// procFields reads the kB fields of /proc/pid/status, in bytes.
+func procFields(pid int) map[string]int64 {
+	out := map[string]int64{}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return out
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[2] == "kB" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			out[strings.TrimSuffix(f[0], ":")] = kb << 10
+		}
+	}
+	return out
+}
+
+// goMetrics reads metrics from the bot's /metrics, each summed over its
+// labels.
+func goMetrics(addr string, names ...string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(f[0], "{")
+		if slices.Contains(names, name) {
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			out[name] += v // summed over the labels
+		}
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkBotProcess measures the gitops-bot binary, as deployed (a GitHub
+// App), end to end; it runs once whatever b.N is. BENCH_BOT_PUSHES pushes
+// (default 12), then BENCH_BOT_LOAD_SECONDS (default 5) of signed
+// deliveries from BENCH_BOT_CLIENTS goroutines (default 16) over loopback.
+func BenchmarkBotProcess(b *testing.B) {
+	bin := os.Getenv("GITOPS_BOT_BIN")
+	if bin == "" {
+		b.Skip("GITOPS_BOT_BIN is not set: run hack/bench-bot.sh")
+	}
+	if b.N > 1 {
+		b.Skip("runs once")
+	}
+	pushes := envInt("BENCH_BOT_PUSHES", 12)
+	loadFor := time.Duration(envInt("BENCH_BOT_LOAD_SECONDS", 5)) * time.Second
+	clients := envInt("BENCH_BOT_CLIENTS", 16)
+
+	ns := env.Namespace(b)
+	fake := githubfake.New(b)
+	repo := gittest.NewRepo(b, benchFiles(ns))
+	base := repo.Head(b)
+
+	// The base runs in the cluster: applied once by kubectl-gitops.
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var applyOut bytes.Buffer
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &applyOut, ErrOut: &applyOut}
+	if code := plugin.Execute(b.Context(), streams, []string{"apply", repo.Dir, "--kubeconfig", env.Kubeconfig, "--context", kc.CurrentContext}); code != 0 {
+		b.Fatalf("applying the base: exit %d\n%s", code, applyOut.String())
+	}
+
+	var changed []githubfake.File
+	for i := range benchApps {
+		changed = append(changed, githubfake.File{Filename: "apps/" + benchApp(i) + "/config.yaml", Status: "modified"})
+	}
+	push := func(k int) string {
+		files := map[string]string{}
+		for i := range benchApps {
+			files["apps/"+benchApp(i)+"/config.yaml"] = benchConfigMap(ns, i, fmt.Sprintf("r%d", k))
+		}
+		return repo.Commit(b, files, fmt.Sprintf("release r%d", k))
+	}
+	head := push(1)
+	git := gittest.Serve(b, map[string]*gittest.Repo{"acme/shop": repo},
+		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
+	fake.CloneURL = func(string) string { return git.URL("acme/shop") }
+	gitopsYAMLFile, err := os.ReadFile(filepath.Join(repo.Dir, "gitops.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fake.AddRepo(&githubfake.Repo{
+		Owner: "acme", Name: "shop", ID: 1001, Installation: 42,
+		Files: map[string]map[string]string{base: {"gitops.yaml": string(gitopsYAMLFile)}},
+		Pulls: map[int]*githubfake.Pull{7: {
+			Number: 7, Title: "release", Author: "dev", State: "open",
+			HeadSHA: head, HeadRef: "bump", BaseSHA: base, BaseRef: "main", Files: changed,
+		}},
+	})
+
+	addr, pid := startBenchBot(b, bin, fake)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * clients, MaxConnsPerHost: 2 * clients}}
+	var ids atomic.Int64
+	deliver := func(body []byte, sig string) (int, error) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/github", bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "pull_request")
+		req.Header.Set("X-GitHub-Delivery", "bench-"+strconv.FormatInt(ids.Add(1), 10))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// comment returns the sticky comment's body and whether it is for sha.
+	comment := func(sha string) bool {
+		var ok bool
+		fake.Update("acme/shop", func(r *githubfake.Repo) {
+			cs := r.Pulls[7].Comments
+			if len(cs) > 1 {
+				b.Errorf("%d comments, want one sticky comment", len(cs))
+			}
+			ok = len(cs) == 1 && strings.Contains(cs[0].Body, "sha="+sha)
+		})
+		return ok
+	}
+	statusDone := func(sha string) bool {
+		var st string
+		fake.Update("acme/shop", func(r *githubfake.Repo) {
+			for _, s := range r.Statuses {
+				if s.SHA == sha && s.Context == PreviewContext {
+					st = s.State
+				}
+			}
+		})
+		return st == "success" || st == "failure" || st == "error"
+	}
+	// round delivers one push of sha and returns the time until its
+	// comment is written.
+	round := func(sha string) time.Duration {
+		fake.Update("acme/shop", func(r *githubfake.Repo) { r.Pulls[7].HeadSHA = sha })
+		body := benchPayload(b, sha)
+		sig := githubfake.Sign([]byte(benchSecret), body)
+		start := time.Now()
+		code, err := deliver(body, sig)
+		if err != nil || code != http.StatusAccepted {
+			b.Fatalf("push %s: HTTP %d, %v", sha, code, err)
+		}
+		deadline := start.Add(2 * time.Minute)
+		for !comment(sha) {
+			if time.Now().After(deadline) {
+				b.Fatalf("no comment for %s within 2 minutes", sha)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		took := time.Since(start)
+		for !statusDone(sha) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return took
+	}
+
+	b.ResetTimer()
+	cold := round(head) // first preview: the comment is created
+	var lat []time.Duration
+	for k := range pushes {
+		lat = append(lat, round(push(k+2))) // every push: the comment is edited
+	}
+	var body string
+	fake.Update("acme/shop", func(r *githubfake.Repo) { body = r.Pulls[7].Comments[0].Body })
+	for i := range benchApps {
+		if !strings.Contains(body, "| "+benchApp(i)+" |") || !strings.Contains(body, "ConfigMap/"+ns+"/"+benchApp(i)+"-settings") {
+			b.Fatalf("the last comment does not show the change of %s:\n%s", benchApp(i), body)
+		}
+	}
+	_, hwmPreview := procStatus(pid)
+	rssIdle, _ := procStatus(pid)
+	anonIdle := procFields(pid)["RssAnon"]
+
+	// Intake load: the head stays the last one, already previewed, so the
+	// coalesced jobs find the comment current and stop after reading it.
+	jobsBefore := goMetrics(addr, "gitops_bot_jobs_total")["gitops_bot_jobs_total"]
+	lastHead := repo.Head(b)
+	body2 := benchPayload(b, lastHead)
+	sig := githubfake.Sign([]byte(benchSecret), body2)
+	var ok, failed atomic.Int64
+	var rssMax atomic.Int64
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Go(func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if rss, _ := procStatus(pid); rss > rssMax.Load() {
+					rssMax.Store(rss)
+				}
+			}
+		}
+	})
+	var load sync.WaitGroup
+	loadStart := time.Now()
+	until := loadStart.Add(loadFor)
+	for range clients {
+		load.Go(func() {
+			for time.Now().Before(until) {
+				code, err := deliver(body2, sig)
+				if err == nil && code == http.StatusAccepted {
+					ok.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	load.Wait()
+	loadTook := time.Since(loadStart)
+	close(stop)
+	sampler.Wait()
+	rssEnd, hwmEnd := procStatus(pid)
+	status := procFields(pid)
+	gm := goMetrics(addr, "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "gitops_bot_jobs_total")
+	if failed.Load() > 0 {
+		b.Errorf("%d deliveries were not accepted (of %d)", failed.Load(), ok.Load()+failed.Load())
+	}
+	rate := float64(ok.Load()) / loadTook.Seconds()
+
+	// The limit, in this process, on the same payload: bare HMAC-SHA256
+	// verification on every core, for as long.
+	hsig := strings.TrimPrefix(sig, "sha256=")
+	var verified atomic.Int64
+	var hm sync.WaitGroup
+	hStart := time.Now()
+	hUntil := hStart.Add(loadFor / 2)
+	for range runtime.GOMAXPROCS(0) {
+		hm.Go(func() {
+			n := int64(0)
+			for time.Now().Before(hUntil) {
+				for range 64 {
+					if verifyHMAC(body2, hsig) {
+						n++
+					}
+				}
+			}
+			verified.Add(n)
+		})
+	}
+	hm.Wait()
+	hmacRate := float64(verified.Load()) / time.Since(hStart).Seconds()
+	b.StopTimer()
+
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+	slices.Sort(lat)
+	p50, p95 := pct(lat, 50), pct(lat, 95)
+	mb := func(v int64) float64 { return float64(v) / (1 << 20) }
+	res := []struct {
+		k string
+		v float64
+	}{
+		{"pushes", float64(len(lat))},
+		{"cold_ms", ms(cold)},
+		{"p50_ms", ms(p50)},
+		{"p95_ms", ms(p95)},
+		{"min_ms", ms(lat[0])},
+		{"max_ms", ms(lat[len(lat)-1])},
+		{"load_clients", float64(clients)},
+		{"load_seconds", loadTook.Seconds()},
+		{"load_accepted", float64(ok.Load())},
+		{"load_failed", float64(failed.Load())},
+		{"load_jobs", gm["gitops_bot_jobs_total"] - jobsBefore},
+		{"intake_process_per_s", rate},
+		{"hmac_process_per_s", hmacRate},
+		{"payload_bytes", float64(len(body2))},
+		{"rss_idle_mb", mb(rssIdle)},
+		{"hwm_previews_mb", mb(hwmPreview)},
+		{"rss_load_max_mb", mb(rssMax.Load())},
+		{"rss_end_mb", mb(rssEnd)},
+		{"hwm_end_mb", mb(hwmEnd)},
+		{"rss_anon_idle_mb", mb(anonIdle)},
+		{"rss_anon_end_mb", mb(status["RssAnon"])},
+		{"rss_file_end_mb", mb(status["RssFile"])},
+		{"go_heap_inuse_mb", gm["go_memstats_heap_inuse_bytes"] / (1 << 20)},
+		{"go_sys_mb", gm["go_memstats_sys_bytes"] / (1 << 20)},
+	}
+	for _, r := range res {
+		writeResult(b, r.k, r.v)
+	}
+	b.ReportMetric(ms(p50), "p50-ms")
+	b.ReportMetric(ms(p95), "p95-ms")
+	b.ReportMetric(rate, "deliveries/s")
+	b.ReportMetric(hmacRate, "hmac-verifies/s")
+	b.ReportMetric(mb(hwmEnd), "VmHWM-MB")
+}
+
+// pct is the nearest-rank percentile of sorted durations.
+func pct(sorted []time.Duration, p int) time.Duration {
+	i := (p*len(sorted)+99)/100 - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// startBenchBot runs the gitops-bot binary as integration/bot_test.go does,
+// its log to a file, and returns its address and pid.
+func startBenchBot(b *testing.B, bin string, fake *githubfake.Server) (string, int) {
+	b.Helper()
+	dir := b.TempDir()
+	key := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `listen: %q
+github:
+  baseURL: %q
+  appID: %d
+  privateKeyFile: %q
+  webhookSecret: {env: WEBHOOK_SECRET}
+  repositories: [acme/shop]
+clusters:
+  test: {kubeconfig: %q}
+defaultCluster: test
+cacheDir: %q
+reconcileInterval: 1h
+`, addr, fake.URL(), fake.AppID, key, env.Kubeconfig, filepath.Join(dir, "cache")), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	logPath := os.Getenv("BENCH_BOT_LOG")
+	if logPath == "" {
+		logPath = filepath.Join(dir, "bot.log")
+	}
+	logs, err := os.Create(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config", config)
+	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+benchSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logs.Close()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return addr, cmd.Process.Pid
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	data, _ := os.ReadFile(logPath)
+	b.Fatalf("gitops-bot did not become ready:\n%s", data)
+	return "", 0
+}
+
+// discardWriter is an http.ResponseWriter that keeps nothing.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkIntake serves signed pull_request deliveries, each with its own
+// delivery id, through Handler: read, verify (HMAC-SHA256), parse,
+// allowlist, dedupe, enqueue (coalesced: the workers are not running, so
+// the job is a no-op).
+func BenchmarkIntake(b *testing.B) {
+	body := benchPayload(b, strings.Repeat("a", 40))
+	parser, err := github.NewWebhooks([]byte(benchSecret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.GitHub.WebhookSecret = NewSecret(benchSecret)
+	cfg.GitHub.Repositories = []string{"acme/shop"}
+	cfg.GitLab = nil
+	bt, err := New(cfg, Deps{
+		Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: parser},
+		Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{}},
+		Work:    func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := bt.Handler()
+	sig := githubfake.Sign([]byte(benchSecret), body)
+	var ids atomic.Int64
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			r := httptest.NewRequest(http.MethodPost, "/webhooks/github", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("X-GitHub-Event", "pull_request")
+			r.Header.Set("X-GitHub-Delivery", "d-"+strconv.FormatInt(ids.Add(1), 10))
+			r.Header.Set("X-Hub-Signature-256", sig)
+			clear(w.h)
+			h.ServeHTTP(w, r)
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	// Every delivery must have been accepted, not short-cut as a duplicate.
+	if got := metricValue(b, bt, `result="accepted"`); got != float64(ids.Load()) {
+		b.Fatalf("%v of %d deliveries accepted", got, ids.Load())
+	}
+	rate := float64(ids.Load()) / elapsed.Seconds()
+	b.ReportMetric(rate, "deliveries/s")
+	writeResult(b, "intake_inproc_per_s", rate)
+	writeResult(b, "payload_bytes", float64(len(body)))
+}
+
+// metricValue sums the gitops_bot_webhooks_total series matching label.
+func metricValue(tb testing.TB, bt *Bot, label string) float64 {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	bt.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	var sum float64
+	for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+		if strings.HasPrefix(line, "gitops_bot_webhooks_total{") && strings.Contains(line, label) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// BenchmarkHMACVerify is the bare verification of the same payload: decode
+// the hex signature, HMAC-SHA256 the body, compare in constant time.
+func BenchmarkHMACVerify(b *testing.B) {
+	body := benchPayload(b, strings.Repeat("a", 40))
+	sig := strings.TrimPrefix(githubfake.Sign([]byte(benchSecret), body), "sha256=")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !verifyHMAC(body, sig) {
+				b.Error("signature did not verify")
+			}
+			n.Add(1)
+		}
+	})
+	rate := float64(n.Load()) / time.Since(start).Seconds()
+	b.ReportMetric(rate, "verifies/s")
+	writeResult(b, "hmac_inproc_per_s", rate)
+}
+
+func verifyHMAC(body []byte, sig string) bool {
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(benchSecret))
+	m.Write(body)
+	return hmac.Equal(got, m.Sum(nil))
+}
