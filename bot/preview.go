@@ -163,6 +163,9 @@ func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullR
 	if err != nil {
 		return nil, "", fmt.Errorf("fetch the head %s of %s: %w", pr.HeadSHA, pr.Ref, err)
 	}
+	// A head is previewed once (a new push brings a new head), so its
+	// checkout does not stay in the cache to fill the disk.
+	defer os.RemoveAll(co.Dir)
 	head, err := loadHead(co.Dir)
 	if err != nil {
 		return []report.AppPreview{{App: config.FileName, Err: err}}, "", nil
