@@ -18,6 +18,7 @@
 # Git server (internal/gittest) and the gitops-bot binary built here. The
 # measurements are the benchmarks in bot/bench_test.go; none asserts on time.
 set -euo pipefail
+source "$(dirname "$0")/lib/benchdoc.sh"
 cd "$(dirname "$0")/.."
 
 PUSHES="${PUSHES:-12}"
@@ -161,18 +162,6 @@ section="$work/section.md"
   echo '```'
 } > "$section"
 
-# Replace the section (up to the next "## " heading) or append it; the
-# other sections belong to other scripts.
-mkdir -p "$(dirname "$DOC")"
-if [[ ! -f "$DOC" ]]; then
-  printf '# Benchmarks\n\nEach section is written by the script it names; machines are noisy, so every\nfigure is measured against its peer in the same run and read as a ratio.\n' > "$DOC"
-fi
-awk -v section="$SECTION" -v file="$section" '
-  function emit() { while ((getline line < file) > 0) print line; close(file); done = 1 }
-  $0 == section { emit(); skip = 1; next }
-  skip && /^## / { skip = 0; print "" }
-  !skip { print }
-  END { if (!done) { print ""; emit() } }' "$DOC" > "$work/doc.md"
-cp "$work/doc.md" "$DOC"
+write_section "$DOC" "$SECTION" "$section"
 log "wrote \"$SECTION\" in $DOC"
 cat "$section"
