@@ -40,6 +40,7 @@ type Server struct {
 	// URL is the API base URL, e.g. http://127.0.0.1:1234/gitlab/api/v4.
 	URL string
 
+	t           testing.TB
 	mu          sync.Mutex
 	token       string
 	srv         *httptest.Server
@@ -133,6 +134,7 @@ type Status struct {
 // New starts a fake accepting token, closed when t ends.
 func New(t testing.TB, token string) *Server {
 	s := &Server{
+		t:        t,
 		token:    token,
 		nextID:   1000,
 		users:    map[string]int64{},
@@ -317,13 +319,15 @@ func (s *Server) mustProject(path string) *project {
 			return p
 		}
 	}
-	panic("gitlabfake: no project " + path)
+	// A seeding mistake in the test itself: stop it here, naming the path.
+	s.t.Fatalf("gitlabfake: no project %s; add it with AddProject first", path)
+	return nil
 }
 
 func (s *Server) mustMR(path string, iid int64) *mergeRequest {
 	mr := s.mustProject(path).mrs[iid]
 	if mr == nil {
-		panic(fmt.Sprintf("gitlabfake: no merge request %s!%d", path, iid))
+		s.t.Fatalf("gitlabfake: no merge request %s!%d; add it with AddMergeRequest first", path, iid)
 	}
 	return mr
 }
