@@ -25,12 +25,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/bottest"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -512,73 +511,17 @@ func pct(sorted []time.Duration, p int) time.Duration {
 // its log to a file, and returns its address and pid.
 func startBenchBot(b *testing.B, bin string, fake *githubfake.Server) (string, int) {
 	b.Helper()
-	dir := b.TempDir()
-	key := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, `listen: %q
-github:
-  baseURL: %q
-  appID: %d
-  privateKeyFile: %q
-  webhookSecret: {env: WEBHOOK_SECRET}
-  repositories: [acme/shop]
-clusters:
-  test: {kubeconfig: %q}
-defaultCluster: test
-cacheDir: %q
-reconcileInterval: 1h
-`, addr, fake.URL(), fake.AppID, key, env.Kubeconfig, filepath.Join(dir, "cache")), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	logPath := os.Getenv("BENCH_BOT_LOG")
-	if logPath == "" {
-		logPath = filepath.Join(dir, "bot.log")
-	}
-	logs, err := os.Create(logPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config", config)
-	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+benchSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+	opts := bottest.Options{Binary: bin, WebhookSecret: benchSecret, Repository: "acme/shop", Kubeconfig: env.Kubeconfig}
+	if path := os.Getenv("BENCH_BOT_LOG"); path != "" {
+		logs, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
 		}
-		logs.Close()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, cmd.Process.Pid
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+		b.Cleanup(func() { logs.Close() })
+		opts.Logs = logs
 	}
-	data, _ := os.ReadFile(logPath)
-	b.Fatalf("gitops-bot did not become ready:\n%s", data)
-	return "", 0
+	bot := bottest.Start(b, fake, opts)
+	return bot.Addr, bot.Pid
 }
 
 // discardWriter is an http.ResponseWriter that keeps nothing.

@@ -2,19 +2,19 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/bottest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
 )
@@ -113,71 +113,35 @@ apps:
 	}
 }
 
-func startBot(t *testing.T, fake *githubfake.Server) (string, *bytes.Buffer) {
+func startBot(t *testing.T, fake *githubfake.Server) (string, *lockedBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	key := filepath.Join(dir, "app.pem")
-	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(`listen: %q
-github:
-  baseURL: %q
-  appID: %d
-  privateKeyFile: %q
-  webhookSecret: {env: WEBHOOK_SECRET}
-  repositories: [acme/shop]
-clusters:
-  test: {kubeconfig: %q}
-defaultCluster: test
-cacheDir: %q
-reconcileInterval: 1h
-`, addr, fake.URL(), fake.AppID, key, env.Kubeconfig, filepath.Join(dir, "cache"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "gitops-bot"), "--config", config)
-	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+webhookSecret, "HOME="+dir)
-	logs := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-		if t.Failed() {
-			t.Logf("gitops-bot log:\n%s", logs.String())
-		}
+	logs := &lockedBuffer{}
+	bot := bottest.Start(t, fake, bottest.Options{
+		Binary:        filepath.Join(binDir, "gitops-bot"),
+		WebhookSecret: webhookSecret,
+		Repository:    "acme/shop",
+		Kubeconfig:    env.Kubeconfig,
+		Logs:          logs,
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr, logs
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("gitops-bot did not become ready:\n%s", logs.String())
-	return "", nil
+	return bot.Addr, logs
+}
+
+// lockedBuffer collects the bot's log while the process writes it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func pullRequestEvent(action, head string) []byte {

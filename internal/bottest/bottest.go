@@ -1,0 +1,119 @@
+// Package bottest runs the gitops-bot binary as it is deployed — a GitHub
+// App served by the GitHub fake, previewing on a real API server — for the
+// end-to-end tests and the benchmarks.
+package bottest
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+)
+
+// Bot is a running gitops-bot process.
+type Bot struct {
+	// Addr is its listen address (host:port on 127.0.0.1).
+	Addr string
+	// Pid is its process id.
+	Pid int
+}
+
+// Options say what the bot serves.
+type Options struct {
+	// Binary is the gitops-bot executable.
+	Binary string
+	// WebhookSecret is the GitHub webhook secret, passed through the
+	// environment as the deployed bot gets it.
+	WebhookSecret string
+	// Repository is the one repository on the allowlist, owner/name.
+	Repository string
+	// Kubeconfig reaches the cluster named "test", the default cluster.
+	Kubeconfig string
+	// Logs receives the bot's log (nil: kept in a file in the test's
+	// temporary folder, printed when the test fails).
+	Logs io.Writer
+}
+
+// Start runs the bot as a GitHub App of fake, waits until /readyz answers,
+// and stops it (SIGINT, then SIGKILL after 20 s) when tb ends.
+func Start(tb testing.TB, fake *githubfake.Server, opts Options) *Bot {
+	tb.Helper()
+	dir := tb.TempDir()
+	key := filepath.Join(dir, "app.pem")
+	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `listen: %q
+github:
+  baseURL: %q
+  appID: %d
+  privateKeyFile: %q
+  webhookSecret: {env: WEBHOOK_SECRET}
+  repositories: [%s]
+clusters:
+  test: {kubeconfig: %q}
+defaultCluster: test
+cacheDir: %q
+reconcileInterval: 1h
+`, addr, fake.URL(), fake.AppID, key, opts.Repository, opts.Kubeconfig, filepath.Join(dir, "cache")), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "bot.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var logs io.Writer = logFile
+	if opts.Logs != nil {
+		logs = io.MultiWriter(logFile, opts.Logs)
+	}
+	cmd := exec.Command(opts.Binary, "--config", config)
+	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+opts.WebhookSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+		if tb.Failed() {
+			data, _ := os.ReadFile(logPath)
+			tb.Logf("gitops-bot log:\n%s", data)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return &Bot{Addr: addr, Pid: cmd.Process.Pid}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("gitops-bot did not become ready in 30s")
+	return nil
+}
