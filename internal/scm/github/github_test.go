@@ -412,6 +412,38 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestServerErrorsRetried: a GET meeting a passing 502/503 is retried with
+// backoff (without counting as a rate-limit wait); a POST is not, and a
+// server error that persists comes back as the error.
+func TestServerErrorsRetried(t *testing.T) {
+	fake, fs := setup(t)
+	waits := fakeClock(fs)
+	var hooked int
+	fs.opts.OnRateLimitWait = func(time.Duration) { hooked++ }
+	f := forgeFor(t, fs, installation)
+	ref := scm.PRRef{Repo: repoRef, Number: 1}
+	fake.Inject("GET", "/repos/acme/app/pulls/1", 2, githubfake.Response{Status: 502, Body: `{"message":"Server Error"}`})
+	if _, err := f.GetPullRequest(context.Background(), ref); err != nil {
+		t.Fatalf("GET after two 502s: %v", err)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second}; !slices.Equal(*waits, want) || hooked != 0 {
+		t.Errorf("waits %v (rate-limit hook %d times), want %v and no hook", *waits, hooked, want)
+	}
+	*waits = nil
+	fake.Inject("GET", "/repos/acme/app/pulls/1", 10, githubfake.Response{Status: 503})
+	if _, err := f.GetPullRequest(context.Background(), ref); err == nil {
+		t.Error("a GET that always meets 503 succeeded")
+	}
+	if len(*waits) != 3 {
+		t.Errorf("%d retries of a lasting 503, want 3", len(*waits))
+	}
+	*waits = nil
+	fake.Inject("POST", "/repos/acme/app/issues/1/comments", 1, githubfake.Response{Status: 502})
+	if _, err := f.CreateComment(context.Background(), ref, "x"); err == nil || len(*waits) != 0 {
+		t.Errorf("a POST that met 502: err %v, waits %v; want the error and no retry", err, *waits)
+	}
+}
+
 func TestRateLimitedPostIsNotRetried(t *testing.T) {
 	fake, fs := setup(t)
 	waits := fakeClock(fs)

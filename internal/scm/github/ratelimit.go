@@ -15,8 +15,9 @@ import (
 // rateLimitTransport recognises GitHub's primary and secondary rate limits
 // below go-github: a GET waits for the reset (each wait capped by
 // Options.MaxRateLimitWait, at most Options.MaxRateLimitRetries times) and
-// is retried; anything else comes back as *scm.RateLimitError. Only GETs
-// are retried, so a comment is never posted twice.
+// is retried; anything else comes back as *scm.RateLimitError. A GET that
+// meets a server error is retried too, after 1 s, 2 s, 4 s. Only GETs are
+// retried, so a comment is never posted twice.
 type rateLimitTransport struct {
 	next http.RoundTripper
 	f    *Forges
@@ -31,7 +32,16 @@ func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		rl := t.classify(resp)
 		if rl == nil {
-			return resp, nil
+			// A GET that met a passing server error (502, 503, 504…) is
+			// retried after a short backoff, as GitHub advises.
+			if !retryable || resp.StatusCode < 500 || resp.StatusCode == http.StatusNotImplemented || attempt >= t.f.opts.MaxRateLimitRetries {
+				return resp, nil
+			}
+			_ = resp.Body.Close()
+			if err := t.f.sleep(req.Context(), serverErrorBackoff(attempt)); err != nil {
+				return nil, fmt.Errorf("waiting to retry after GitHub answered %d: %w", resp.StatusCode, err)
+			}
+			continue
 		}
 		_ = resp.Body.Close()
 		wait := rl.Reset.Sub(t.f.now())
@@ -96,4 +106,9 @@ func parseRetryAfter(v string, now time.Time) (time.Time, bool) {
 		return t, true
 	}
 	return time.Time{}, false
+}
+
+// serverErrorBackoff is the wait before retry attempt+1 after a 5xx.
+func serverErrorBackoff(attempt int) time.Duration {
+	return time.Second << min(attempt, 4)
 }
