@@ -511,7 +511,8 @@ func pct(sorted []time.Duration, p int) time.Duration {
 // its log to a file, and returns its address and pid.
 func startBenchBot(b *testing.B, bin string, fake *githubfake.Server) (string, int) {
 	b.Helper()
-	opts := bottest.Options{Binary: bin, WebhookSecret: benchSecret, Repository: "acme/shop", Kubeconfig: env.Kubeconfig}
+	opts := bottest.Options{Binary: bin, WebhookSecret: benchSecret, Repository: "acme/shop", Kubeconfig: env.Kubeconfig,
+		ColdStart: os.Getenv("BENCH_BOT_COLD") == "1"}
 	if path := os.Getenv("BENCH_BOT_LOG"); path != "" {
 		logs, err := os.Create(path)
 		if err != nil {

@@ -57,6 +57,32 @@ fi
 cat "$work/bench.txt" >&2
 grep -q '^BenchmarkBotProcess' "$work/bench.txt" || { log "BenchmarkBotProcess did not run"; exit 1; }
 
+# The process benchmark again, from a cold page cache, as a freshly started
+# pod runs: a binary just written by go build is all in the page cache, and
+# the kernel maps neighbouring pages of it into the process with every fault,
+# which counts as resident memory. Needs root (/proc/sys/vm/drop_caches).
+cold="$work/results.cold"
+if [[ "$(id -u)" == 0 ]]; then
+  log "running the process benchmark again from a cold page cache"
+  if ! GITOPS_BOT_BIN="$bot" BENCH_BOT_OUT="$cold" BENCH_BOT_COLD=1 \
+    BENCH_BOT_PUSHES="$PUSHES" BENCH_BOT_LOAD_SECONDS="$LOAD_SECONDS" BENCH_BOT_CLIENTS="$CLIENTS" \
+    timeout 600 go test ./bot -run '^$' -bench '^BenchmarkBotProcess$' -benchtime 1x -count 1 -timeout 590s \
+    > "$work/bench-cold.txt" 2>&1; then
+    log "the cold-start run failed:"
+    cat "$work/bench-cold.txt" >&2
+    exit 1
+  fi
+fi
+# cold KEY FORMAT prints KEY of the cold-start run, or "not run".
+coldv() {
+  if [[ -s "$cold" ]]; then
+    awk -v k="$1" -v f="$2" '$1 == k {v = $2} END {printf f, v}' "$cold"
+  else
+    echo "not run (needs root)"
+  fi
+}
+coldmeets() { [[ -s "$cold" ]] && awk -v k="$1" '$1 == k {v = $2} END {print (v < 100) ? "yes" : "**no**"}' "$cold"; }
+
 # get KEY prints the last value of KEY in the results.
 get() { awk -v k="$1" '$1 == k {v = $2} END {print v}' "$out"; }
 fmt() { awk -v v="$(get "$1")" -v f="$2" 'BEGIN {printf f, v}'; }
@@ -71,7 +97,7 @@ else
   intake_read="the process misses the 2,000/s goal on this $(nproc)-core machine ($(fmt intake_process_per_s '%.0f')/s, the load generator included)"
 fi
 if [[ "$(meets hwm_end_mb '<' 100)" == yes ]]; then mem_met="met"; else mem_met="not met"; fi
-mem_read="VmHWM is $(fmt hwm_end_mb '%.1f MB') against the 100 MB goal ($mem_met)"
+mem_read="VmHWM is $(fmt hwm_end_mb '%.1f MB') against the 100 MB goal ($mem_met) with the binary warm in the page cache, and $(coldv hwm_end_mb '%.1f MB') started from a cold page cache as a fresh pod starts"
 hmac_agree="$(awk -v a="$(get hmac_process_per_s)" -v b="$(get hmac_inproc_per_s)" 'BEGIN {d = (a > b ? a - b : b - a) / (a > b ? a : b) * 100; printf "%.0f %%", d}')"
 cpu_model="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -131,6 +157,9 @@ section="$work/section.md"
   echo "| … of which anonymous (RssAnon, end; the process's private memory) | $(fmt rss_anon_end_mb '%.1f MB') | — | |"
   echo "| … of which file-backed (RssFile, end; pages of the binary) | $(fmt rss_file_end_mb '%.1f MB') | — | |"
   echo "| Go heap in use / Go runtime total from the OS (go_memstats, end) | $(fmt go_heap_inuse_mb '%.1f') / $(fmt go_sys_mb '%.1f MB') | — | |"
+  echo "| cold start: resident memory, peak (VmHWM, whole run) | **$(coldv hwm_end_mb '%.1f MB')** | < 100 MB | $(coldmeets hwm_end_mb) |"
+  echo "| cold start: resident memory under intake load, max sample (VmRSS) | $(coldv rss_load_max_mb '%.1f MB') | < 100 MB | $(coldmeets rss_load_max_mb) |"
+  echo "| cold start: anonymous / file-backed (RssAnon / RssFile, end) | $(coldv rss_anon_end_mb '%.1f') / $(coldv rss_file_end_mb '%.1f MB') | — | |"
   echo
   echo "Ratios: intake ÷ its limit is **$(ratio intake_process_per_s hmac_process_per_s)** for the process over loopback and"
   echo "$(ratio intake_inproc_per_s hmac_inproc_per_s) in-process: verification is not what bounds the intake;"

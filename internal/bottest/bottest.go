@@ -39,6 +39,10 @@ type Options struct {
 	// Logs receives the bot's log (nil: kept in a file in the test's
 	// temporary folder, printed when the test fails).
 	Logs io.Writer
+	// ColdStart empties the kernel's page cache first (root only), so the
+	// binary starts as a freshly scheduled pod's would, not from the pages
+	// `go build` just wrote.
+	ColdStart bool
 }
 
 // Start runs the bot as a GitHub App of fake, waits until /readyz answers,
@@ -81,6 +85,11 @@ reconcileInterval: 1h
 	if opts.Logs != nil {
 		logs = io.MultiWriter(logFile, opts.Logs)
 	}
+	if opts.ColdStart {
+		if err := dropPageCache(); err != nil {
+			tb.Fatalf("cold start: %v (it needs root)", err)
+		}
+	}
 	cmd := exec.Command(opts.Binary, "--config", config)
 	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+opts.WebhookSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -116,4 +125,12 @@ reconcileInterval: 1h
 	}
 	tb.Fatalf("gitops-bot did not become ready in 30s")
 	return nil
+}
+
+// dropPageCache writes dirty pages back and empties the page cache.
+func dropPageCache() error {
+	if err := exec.Command("sync").Run(); err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	return os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0o200)
 }
