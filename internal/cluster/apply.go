@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"slices"
 	"sort"
 	"strings"
@@ -750,7 +751,7 @@ func (a *applier) settleDefinitions(ctx context.Context, defs []*item) error {
 			if err != nil && !isTransient(err) && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("waiting for CustomResourceDefinition %s to be established: %w", name, err)
 			}
-			if sleep(ctx, 100*time.Millisecond) != nil {
+			if clock.Sleep(ctx, 100*time.Millisecond) != nil {
 				return fmt.Errorf("CustomResourceDefinition %s was not established within %s; its objects were not applied", name, crdEstablishTimeout)
 			}
 		}
@@ -769,7 +770,7 @@ func (a *applier) settleDefinitions(ctx context.Context, defs []*item) error {
 		if len(missing) == 0 {
 			return nil
 		}
-		if sleep(ctx, 200*time.Millisecond) != nil {
+		if clock.Sleep(ctx, 200*time.Millisecond) != nil {
 			return fmt.Errorf("the API server does not serve %s within %s of applying their CustomResourceDefinitions", strings.Join(missing, ", "), crdEstablishTimeout)
 		}
 	}
@@ -947,17 +948,6 @@ func hasCondition(obj *unstructured.Unstructured, typ, status string) bool {
 		}
 	}
 	return false
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // resourceIn is the dynamic client of a mapping in a namespace.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"os"
 	"path/filepath"
 	"slices"
@@ -542,7 +543,7 @@ func markAvailable(ctx context.Context, dyn dynamic.Interface, ns, name string) 
 		if !apierrors.IsNotFound(err) {
 			return err
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := clock.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return fmt.Errorf("deployment %s never appeared", name)
 		}
 	}

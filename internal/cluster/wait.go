@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"sort"
 	"strings"
 	"sync"
@@ -114,7 +115,7 @@ func (c *Client) Wait(ctx context.Context, objs []*unstructured.Unstructured, op
 		judge(key, o)
 	}
 	for len(pending) > 0 && len(failed) == 0 {
-		if err := sleep(ctx, opts.Interval); err != nil {
+		if err := clock.Sleep(ctx, opts.Interval); err != nil {
 			break
 		}
 		polled, err := c.poll(ctx, pending)

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,7 +100,7 @@ func New(opts Options) (*Forges, error) {
 		opts:          opts,
 		installations: map[int64]*forge{},
 		repoInstall:   map[string]int64{},
-		sleep:         sleepCtx,
+		sleep:         clock.Sleep,
 		now:           time.Now,
 	}
 	if opts.BaseURL != "" {
@@ -305,14 +306,3 @@ func mapErr(op string, err error) error {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,7 +109,7 @@ func New(opts Options) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: creating the client: %w", err)
 	}
-	return &Forge{c: c, opts: opts, sleep: sleepCtx, now: time.Now}, nil
+	return &Forge{c: c, opts: opts, sleep: clock.Sleep, now: time.Now}, nil
 }
 
 // checkRetry retries server errors of idempotent requests only; never a
@@ -124,17 +125,6 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, nil
 	}
 	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Forge returns f for any GitLab repository; installationID is ignored.

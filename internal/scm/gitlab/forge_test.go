@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"net/http"
 	"strconv"
 	"strings"
@@ -476,7 +477,7 @@ func TestRateLimitWritesAreNotRetried(t *testing.T) {
 
 func TestRateLimitWaitHonoursContext(t *testing.T) {
 	fx := setup(t)
-	fx.forge.sleep = sleepCtx
+	fx.forge.sleep = clock.Sleep
 	fx.fake.RateLimit(1, http.Header{"Retry-After": {"30"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
