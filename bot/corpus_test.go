@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,34 +37,6 @@ const (
 // @octokit/webhooks-examples: the ones the bot reads, and installation,
 // which it must ignore gracefully.
 var corpusGitHubEvents = []string{"pull_request", "pull_request_review", "issue_comment", "push", "ping", "installation"}
-
-// corpusGitLabEvent maps each file of client-go's testdata/webhooks, by name
-// prefix, to the X-Gitlab-Event GitLab sends with it (the mapping of
-// internal/scm/gitlab's TestParseCorpus). A file no prefix matches fails the
-// test so that a new client-go fixture gets a decision.
-var corpusGitLabEvent = []struct{ prefix, event string }{
-	{"build", "Build Hook"},
-	{"deployment", "Deployment Hook"},
-	{"emoji_", "Emoji Hook"},
-	{"feature_flag", "Feature Flag Hook"},
-	{"group_merge_request", "Merge Request Hook"},
-	{"issue", "Issue Hook"},
-	{"job", "Job Hook"},
-	{"member", "Member Hook"},
-	{"merge_request", "Merge Request Hook"},
-	{"milestone_", "Milestone Hook"},
-	{"note_", "Note Hook"},
-	{"pipeline", "Pipeline Hook"},
-	{"project", "Project Hook"},
-	{"push", "Push Hook"},
-	{"release", "Release Hook"},
-	{"resource_access_token_", "Resource Access Token Hook"},
-	{"service_", "Service Hook"},
-	{"subgroup", "Subgroup Hook"},
-	{"tag_push", "Tag Push Hook"},
-	{"vulnerability", "Vulnerability Hook"},
-	{"wiki_page", "Wiki Page Hook"},
-}
 
 // noForges hands out no forge client: jobs, if any ran, would fail before
 // doing anything. The handler never needs one.
@@ -190,33 +160,14 @@ func TestGitHubWebhookCorpus(t *testing.T) {
 }
 
 func TestGitLabWebhookCorpus(t *testing.T) {
-	dir := corpusGitLabDir(t)
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	corpus := gitlabfake.WebhookCorpus(t)
 	b, _ := corpusBot(t, nil)
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(srv.Close)
 
 	replayed, results := 0, map[string]int{}
-	for _, f := range files {
-		name := filepath.Base(f)
-		event := ""
-		for _, c := range corpusGitLabEvent {
-			if strings.HasPrefix(name, c.prefix) {
-				event = c.event
-				break
-			}
-		}
-		if event == "" {
-			t.Errorf("%s: no X-Gitlab-Event known for this file; add it to corpusGitLabEvent", name)
-			continue
-		}
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range corpus {
+		name, event, body := p.Name, p.Event, p.Body
 		h := http.Header{}
 		h.Set("X-Gitlab-Event", event)
 		h.Set("X-Gitlab-Event-UUID", "corpus-"+name)
@@ -244,19 +195,6 @@ func TestGitLabWebhookCorpus(t *testing.T) {
 }
 
 // corpusGitLabDir is client-go's testdata/webhooks, from the module cache.
-func corpusGitLabDir(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "gitlab.com/gitlab-org/api/client-go").Output()
-	if err != nil {
-		t.Fatalf("finding client-go's module directory (go mod download gitlab.com/gitlab-org/api/client-go): %v", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "testdata", "webhooks")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // corpusScrape returns the bot's /metrics page.
 func corpusScrape(t *testing.T, b *bot.Bot) string {
 	t.Helper()

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,71 +136,15 @@ func TestDeliveryID(t *testing.T) {
 	}
 }
 
-// corpusEvent maps each file of client-go's testdata/webhooks, by name
-// prefix, to the X-Gitlab-Event GitLab sends with it. Every file there is a
-// hook payload; a file no prefix matches fails the test so that a new
-// client-go fixture gets a decision.
-var corpusEvent = []struct{ prefix, event string }{
-	{"build", "Build Hook"},
-	{"deployment", "Deployment Hook"},
-	{"emoji_", "Emoji Hook"},
-	{"feature_flag", "Feature Flag Hook"},
-	{"group_merge_request", "Merge Request Hook"},
-	{"issue", "Issue Hook"},
-	{"job", "Job Hook"},
-	{"member", "Member Hook"},
-	{"merge_request", "Merge Request Hook"},
-	{"milestone_", "Milestone Hook"},
-	{"note_", "Note Hook"},
-	{"pipeline", "Pipeline Hook"},
-	{"project", "Project Hook"},
-	{"push", "Push Hook"},
-	{"release", "Release Hook"},
-	{"resource_access_token_", "Resource Access Token Hook"},
-	{"service_", "Service Hook"},
-	{"subgroup", "Subgroup Hook"},
-	{"tag_push", "Tag Push Hook"},
-	{"vulnerability", "Vulnerability Hook"},
-	{"wiki_page", "Wiki Page Hook"},
-}
-
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "gitlab.com/gitlab-org/api/client-go").Output()
-	if err != nil {
-		t.Fatalf("finding client-go's module directory (go mod download gitlab.com/gitlab-org/api/client-go): %v", err)
-	}
-	dir := filepath.Join(strings.TrimSpace(string(out)), "testdata", "webhooks")
-	if _, err := os.Stat(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestParseCorpus(t *testing.T) {
 	w, _ := NewWebhook("s")
-	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.json"))
-	if err != nil || len(files) < 20 {
-		t.Fatalf("corpus: %d files, %v", len(files), err)
+	corpus := gitlabfake.WebhookCorpus(t)
+	if len(corpus) < 20 {
+		t.Fatalf("corpus: %d files", len(corpus))
 	}
 	parsed := map[string]*scm.Event{}
-	for _, f := range files {
-		name := filepath.Base(f)
-		event := ""
-		for _, c := range corpusEvent {
-			if strings.HasPrefix(name, c.prefix) {
-				event = c.event
-				break
-			}
-		}
-		if event == "" {
-			t.Errorf("%s: no X-Gitlab-Event known for this file; add it to corpusEvent", name)
-			continue
-		}
-		body, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, p := range corpus {
+		name, event, body := p.Name, p.Event, p.Body
 		h := http.Header{"X-Gitlab-Event": {event}, "X-Gitlab-Token": {"s"}, "X-Gitlab-Event-Uuid": {"uuid-" + name}}
 		if err := w.Verify(h, body); err != nil {
 			t.Fatalf("%s: %v", name, err)
