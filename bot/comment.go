@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
@@ -12,12 +11,16 @@ import (
 // previewMarkerPrefix starts the hidden marker of the sticky preview comment.
 const previewMarkerPrefix = "<!-- kubectl-gitops:preview"
 
-var previewMarkerSHA = regexp.MustCompile(`^<!-- kubectl-gitops:preview sha=([0-9a-f]*) -->`)
+// previewMarkerSHA matches the marker as the whole first line of a comment
+// and captures the commit it previews.
+var previewMarkerSHA = regexp.MustCompile(`^<!-- kubectl-gitops:preview sha=([0-9a-f]*) -->(?:\r?\n|$)`)
 
 func previewMarker(sha string) string { return previewMarkerPrefix + " sha=" + sha + " -->" }
 
-// stickyComment finds the bot's preview comment: it carries the marker and
-// the bot wrote it, so a user quoting the marker cannot take it over.
+// stickyComment finds the bot's preview comment: the bot wrote it and its
+// first line is the marker, so neither a user quoting the marker nor
+// content inside a preview (which report.Comment keeps off the first line
+// and out of HTML comments) can take it over.
 func (p *Previewer) stickyComment(ctx context.Context, forge scm.Forge, ref scm.PRRef) (*scm.Comment, error) {
 	login, err := forge.BotLogin(ctx)
 	if err != nil {
@@ -29,7 +32,7 @@ func (p *Previewer) stickyComment(ctx context.Context, forge scm.Forge, ref scm.
 	}
 	for i := range comments {
 		c := &comments[i]
-		if c.Author == login && strings.HasPrefix(c.Body, previewMarkerPrefix) {
+		if c.Author == login && previewMarkerSHA.MatchString(c.Body) {
 			return c, nil
 		}
 	}

@@ -210,9 +210,10 @@ func (c *Client) HelmStatus(ctx context.Context, name, namespace string) (*HelmR
 // and the values of the deployed release against those of an upgrade
 // dry-run, or everything created when there is no release yet. The chart
 // and values appear as a pseudo-object helm.sh/Release/<ns>/<name> whose
-// values are masked entirely when any key looks secret
-// ((?i)password|secret|token|key), unless opts.Diff.ShowSecrets; Secret
-// objects are masked as in every diff.
+// values are masked unless opts.Diff.ShowSecrets: values from the stored
+// release are shown only where the repository has the same value, values
+// under a key that looks secret ((?i)password|secret|token|key) never
+// (see helmMask); Secret objects are masked as in every diff.
 //
 // The dry-run renders against the live cluster as an upgrade would
 // (capabilities, `lookup` unless DisableLookup) and checks ownership of
@@ -426,26 +427,138 @@ func (c *Client) helmObjects(r *release.Release, ns string, crds bool) ([]*unstr
 
 // helmValuesObjects builds the pseudo-objects that show a release's chart
 // and user-supplied values before and after; before is nil without a
-// release. Unless show, values holding a secret-looking key anywhere are
-// replaced as a whole, by "***" when both sides are equal and by
-// "*** (before)" / "*** (after)" when they differ.
+// release. Unless show, values are masked leaf by leaf (see helmMask): the
+// stored release's values are shown only where the repository has the
+// same value, and values under a secret-looking key are masked on both
+// sides.
 func helmValuesObjects(current, after *release.Release, name, ns string, show bool) (before, next *unstructured.Unstructured) {
 	var bvals any
 	if current != nil {
 		bvals = helmValuesOf(current)
 	}
 	avals := helmValuesOf(after)
-	if !show && ((current != nil && hasSecretKey(bvals)) || hasSecretKey(avals)) {
-		if current != nil && jsonEqual(bvals, avals) {
-			bvals, avals = "***", "***"
-		} else {
-			bvals, avals = "*** (before)", "*** (after)"
-		}
+	if !show {
+		bvals, avals = helmMask(bvals, avals, current != nil, true, false)
 	}
 	if current != nil {
 		before = helmReleaseObject(current, name, ns, bvals)
 	}
 	return before, helmReleaseObject(after, name, ns, avals)
+}
+
+// helmMask masks one path of a release's values: b from the cluster (the
+// stored release; present when bok), a from the repository (present when
+// aok). Maps and lists are walked key by key and item by item, keeping
+// keys and lengths visible. At a leaf:
+//
+//   - Under a key that looks secret (helmSecretKey), both sides are masked:
+//     "***" when equal, "*** (before)" / "*** (after)" when they differ.
+//   - A cluster value equal to the repository's is shown, as the
+//     repository shows it.
+//   - Any other cluster value — set by hand with helm, by another tool, or
+//     changed by this pull request — is masked, as "*** (before)" when the
+//     repository has a different value there and "***" when it has none;
+//     the repository's value is shown.
+//
+// So nothing that only the cluster knows (a DSN, a webhook URL) reaches a
+// diff, whatever its key is called.
+func helmMask(b, a any, bok, aok, secret bool) (any, any) {
+	bm, bMap := b.(map[string]any)
+	am, aMap := a.(map[string]any)
+	if (bMap || !bok) && (aMap || !aok) {
+		outB, outA := map[string]any{}, map[string]any{}
+		keys := map[string]bool{}
+		for k := range bm {
+			keys[k] = true
+		}
+		for k := range am {
+			keys[k] = true
+		}
+		for k := range keys {
+			bv, bHas := bm[k]
+			av, aHas := am[k]
+			mb, ma := helmMask(bv, av, bHas, aHas, secret || helmSecretKey.MatchString(k))
+			if bHas {
+				outB[k] = mb
+			}
+			if aHas {
+				outA[k] = ma
+			}
+		}
+		return outB, outA
+	}
+	bl, bList := b.([]any)
+	al, aList := a.([]any)
+	if (bList || !bok) && (aList || !aok) {
+		var outB, outA []any
+		if bok {
+			outB = make([]any, len(bl))
+		}
+		if aok {
+			outA = make([]any, len(al))
+		}
+		for i := range max(len(bl), len(al)) {
+			var bv, av any
+			if i < len(bl) {
+				bv = bl[i]
+			}
+			if i < len(al) {
+				av = al[i]
+			}
+			mb, ma := helmMask(bv, av, i < len(bl), i < len(al), secret)
+			if i < len(bl) {
+				outB[i] = mb
+			}
+			if i < len(al) {
+				outA[i] = ma
+			}
+		}
+		return outB, outA
+	}
+	// A leaf, or a map on one side and something else on the other.
+	same := bok && aok && jsonEqual(b, a)
+	switch {
+	case secret && same:
+		return maskLeaves(b, diff.Mask), maskLeaves(a, diff.Mask)
+	case secret && bok && aok:
+		return maskLeaves(b, diff.MaskBefore), maskLeaves(a, diff.MaskAfter)
+	case secret:
+		return maskLeaves(b, diff.Mask), maskLeaves(a, diff.Mask)
+	case !bok:
+		return nil, a
+	case same:
+		return b, a
+	}
+	mask := diff.Mask
+	if aok {
+		mask = diff.MaskBefore
+		// The repository's value is shown, but for what it holds under
+		// secret-looking keys.
+		_, a = helmMask(nil, a, false, true, false)
+	}
+	return maskLeaves(b, mask), a
+}
+
+// maskLeaves replaces every leaf of v by mask, keeping map keys and list
+// lengths.
+func maskLeaves(v any, mask string) any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, item := range v {
+			out[k] = maskLeaves(item, mask)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, item := range v {
+			out[i] = maskLeaves(item, mask)
+		}
+		return out
+	}
+	return mask
 }
 
 // helmValuesOf is a release's user values as JSON decodes them (int64,
@@ -481,26 +594,6 @@ func helmReleaseObject(r *release.Release, name, ns string, values any) *unstruc
 		obj["chart"] = ch
 	}
 	return &unstructured.Unstructured{Object: obj}
-}
-
-// hasSecretKey reports whether any map key in v, at any depth, looks like
-// it holds a secret.
-func hasSecretKey(v any) bool {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, item := range v {
-			if helmSecretKey.MatchString(k) || hasSecretKey(item) {
-				return true
-			}
-		}
-	case []any:
-		for _, item := range v {
-			if hasSecretKey(item) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // jsonEqual compares values as JSON, so 2 from YAML (int) equals 2 from a

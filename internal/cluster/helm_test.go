@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -32,6 +33,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/chartrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
@@ -302,8 +304,8 @@ func TestHelmDiff(t *testing.T) {
 	if cs.HasChanges() {
 		t.Errorf("diff of the deployed release has changes: %+v", cs.Changes)
 	}
-	if got := changeOf(t, cs, release); got.After.Object["values"] != "***" {
-		t.Errorf("unchanged secret values = %v, want ***", got.After.Object["values"])
+	if got, want := changeOf(t, cs, release).After.Object["values"], (map[string]any{"greeting": "hello", "db": map[string]any{"password": "***"}}); !jsonEqual(got, want) {
+		t.Errorf("unchanged values = %v, want %v", got, want)
 	}
 
 	// Changed values: the ConfigMap, the hook, the Secret and the values
@@ -323,8 +325,10 @@ func TestHelmDiff(t *testing.T) {
 		t.Errorf("ConfigMap diff does not show the greeting change:\n%s", cm.Diff)
 	}
 	rel := changeOf(t, cs, release)
-	if !strings.Contains(rel.Diff, "-values: '*** (before)'") || !strings.Contains(rel.Diff, "+values: '*** (after)'") {
-		t.Errorf("values diff is not masked as before/after:\n%s", rel.Diff)
+	for _, line := range []string{"-    password: '*** (before)'", "+    password: '*** (after)'", "-  greeting: '*** (before)'", "+  greeting: hi"} {
+		if !strings.Contains(rel.Diff, line+"\n") {
+			t.Errorf("values diff lacks %q:\n%s", line, rel.Diff)
+		}
 	}
 	for _, c := range cs.Changes {
 		if strings.Contains(c.Diff, helmCanary) {
@@ -349,13 +353,130 @@ func TestHelmDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	rel = changeOf(t, cs, release)
-	if !strings.Contains(rel.Diff, "-  greeting: hey") || !strings.Contains(rel.Diff, "+  greeting: howdy") {
-		t.Errorf("values diff does not show the greeting change:\n%s", rel.Diff)
+	if !strings.Contains(rel.Diff, "-  greeting: '*** (before)'") || !strings.Contains(rel.Diff, "+  greeting: howdy") {
+		t.Errorf("values diff does not show the greeting change, masking the release's value:\n%s", rel.Diff)
 	}
 	// A dry-run of an upgrade the API server would reject is not an error
 	// here: the objects are compared as the release records them.
 	if _, err := c.HelmDiff(ctx, demoRelease(t, ns, map[string]any{"invalid": true}), HelmDiffOptions{DisableLookup: true}); err != nil {
 		t.Errorf("diff of an invalid upgrade: %v", err)
+	}
+}
+
+// TestHelmDiffClusterValues stores a release whose values hold a DSN and a
+// webhook URL that the repository does not have (set by hand with helm):
+// no output of the diff shows them, while the repository's values show as
+// they are.
+func TestHelmDiffClusterValues(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, Options{})
+	ctx := t.Context()
+	const (
+		dsn     = "postgres://app:canary-dsn-pw@db.internal:5432/app"
+		webhook = "https://hooks.example.com/services/canary-webhook-token"
+	)
+	stored := map[string]any{
+		"greeting": "hello",
+		"dsn":      dsn,
+		"alerts":   map[string]any{"url": webhook, "channels": []any{"#ops", webhook}},
+		"replicas": 2,
+	}
+	if _, err := c.HelmApply(ctx, demoRelease(t, ns, stored), HelmOptions{}); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	repo := map[string]any{"greeting": "hello", "replicas": 3, "alerts": map[string]any{"channels": []any{"#ops"}}, "image": "repo-visible:1.0"}
+	cs, err := c.HelmDiff(ctx, demoRelease(t, ns, repo), HelmDiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := changeOf(t, cs, "helm.sh/Release/"+ns+"/demo")
+	wantBefore := map[string]any{
+		"greeting": "hello",
+		"dsn":      "***",
+		"alerts":   map[string]any{"url": "***", "channels": []any{"#ops", "***"}},
+		"replicas": "*** (before)",
+	}
+	if got := rel.Before.Object["values"]; !jsonEqual(got, wantBefore) {
+		t.Errorf("stored values shown as %v, want %v", got, wantBefore)
+	}
+	if got := rel.After.Object["values"]; !jsonEqual(got, repo) {
+		t.Errorf("repository values shown as %v, want %v", got, repo)
+	}
+	for _, f := range report.Formats() {
+		var buf bytes.Buffer
+		if err := report.Write(&buf, cs, report.Options{Format: f}); err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		for _, canary := range []string{"canary-dsn-pw", "canary-webhook-token", "db.internal", "hooks.example.com"} {
+			if strings.Contains(out, canary) {
+				t.Errorf("%s output shows %q from the stored release", f, canary)
+			}
+		}
+		for _, shown := range []string{"repo-visible:1.0", "#ops"} {
+			if !strings.Contains(out, shown) {
+				t.Errorf("%s output lacks the repository's %q", f, shown)
+			}
+		}
+	}
+}
+
+func TestHelmMask(t *testing.T) {
+	tests := []struct {
+		name                  string
+		before, after         any
+		wantBefore, wantAfter any
+	}{
+		{
+			name:       "equal values are shown",
+			before:     map[string]any{"a": "x", "n": 1.0},
+			after:      map[string]any{"a": "x", "n": 1.0},
+			wantBefore: map[string]any{"a": "x", "n": 1.0},
+			wantAfter:  map[string]any{"a": "x", "n": 1.0},
+		},
+		{
+			name:       "cluster-only values are masked",
+			before:     map[string]any{"dsn": "postgres://u:p@h/db", "nested": map[string]any{"url": "https://x"}},
+			after:      map[string]any{},
+			wantBefore: map[string]any{"dsn": "***", "nested": map[string]any{"url": "***"}},
+			wantAfter:  map[string]any{},
+		},
+		{
+			name:       "changed values: the cluster's masked, the repository's shown",
+			before:     map[string]any{"url": "https://old.internal"},
+			after:      map[string]any{"url": "https://new.example"},
+			wantBefore: map[string]any{"url": "*** (before)"},
+			wantAfter:  map[string]any{"url": "https://new.example"},
+		},
+		{
+			name:       "secret-looking keys are masked on both sides",
+			before:     map[string]any{"db": map[string]any{"password": "a", "user": "app"}, "apiKey": "k"},
+			after:      map[string]any{"db": map[string]any{"password": "b", "user": "app"}, "apiKey": "k"},
+			wantBefore: map[string]any{"db": map[string]any{"password": "*** (before)", "user": "app"}, "apiKey": "***"},
+			wantAfter:  map[string]any{"db": map[string]any{"password": "*** (after)", "user": "app"}, "apiKey": "***"},
+		},
+		{
+			name:       "lists item by item",
+			before:     []any{"same", "cluster", "more"},
+			after:      []any{"same", "repo"},
+			wantBefore: []any{"same", "*** (before)", "***"},
+			wantAfter:  []any{"same", "repo"},
+		},
+		{
+			name:       "a map replacing a value",
+			before:     map[string]any{"db": "postgres://u:p@h/db"},
+			after:      map[string]any{"db": map[string]any{"host": "h", "token": "t"}},
+			wantBefore: map[string]any{"db": "*** (before)"},
+			wantAfter:  map[string]any{"db": map[string]any{"host": "h", "token": "***"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, a := helmMask(tt.before, tt.after, true, true, false)
+			if !jsonEqual(b, tt.wantBefore) || !jsonEqual(a, tt.wantAfter) {
+				t.Errorf("helmMask = %v, %v; want %v, %v", b, a, tt.wantBefore, tt.wantAfter)
+			}
+		})
 	}
 }
 

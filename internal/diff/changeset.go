@@ -62,7 +62,9 @@ type Change struct {
 	Ref    Ref
 	Action Action
 	// Diff is a unified diff of the normalized, masked YAML; empty when
-	// the object is unchanged.
+	// the object is unchanged. When the changed lines would cost too much
+	// to find (Options.MaxWork), the ---/+++ header is followed by one
+	// line "values differ (too large to show: …)" instead of hunks.
 	Diff string
 	// Before and After are the normalized, masked copies that were
 	// compared; nil where the object is absent.

@@ -1,13 +1,17 @@
 package diff
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
-	"github.com/pmezard/go-difflib/difflib"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -25,6 +29,18 @@ type Options struct {
 	// Context is the number of unchanged lines around each change: zero
 	// means DefaultContext, a negative value means none.
 	Context int
+	// MaxWork bounds the steps spent finding the changed lines of one
+	// object, so that no input makes a diff slow: above it the diff says
+	// the values differ without showing the lines. Zero means
+	// DefaultMaxWork.
+	MaxWork int
+}
+
+func (o Options) maxWork() int {
+	if o.MaxWork <= 0 {
+		return DefaultMaxWork
+	}
+	return o.MaxWork
 }
 
 func (o Options) context() int {
@@ -159,24 +175,28 @@ func Pair(before, after *unstructured.Unstructured, opts Options) (Change, error
 	default:
 		c.Action = Configured
 	}
-	from, to := "before/"+ref.String(), "after/"+ref.String()
+	from, to := headerName("before/"+ref.String()), headerName("after/"+ref.String())
 	if b == nil {
 		from = "/dev/null"
 	}
 	if a == nil {
 		to = "/dev/null"
 	}
-	c.Diff, err = difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
-		A:        splitLines(by),
-		B:        splitLines(ay),
-		FromFile: from,
-		ToFile:   to,
-		Context:  opts.context(),
-	})
-	if err != nil {
-		return Change{}, fmt.Errorf("diff %s: %w", ref, err)
-	}
+	c.Diff = unified(splitLines(by), splitLines(ay), from, to, opts.context(), opts.maxWork())
 	return c, nil
+}
+
+// headerName is a file name as the ---/+++ lines of a diff show it: as
+// is, or, when it holds a character that is not printable (a line break, a control or
+// formatting character, invalid UTF-8), Go-quoted as git quotes such file
+// names, so a name cannot add lines to the diff or hide in it.
+func headerName(s string) string {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // normalize returns a copy of obj without the fields the server owns and
@@ -209,12 +229,48 @@ func normalize(obj *unstructured.Unstructured, opts Options) *unstructured.Unstr
 }
 
 // render encodes obj as YAML with sorted keys; nil renders empty.
+//
+// It is yaml.Marshal (JSON, then YAML) with one step between: characters
+// the YAML parser refuses in its input or takes for a line break (C1
+// controls, DEL, a byte order mark), which JSON leaves raw, are written as JSON escapes, so an object
+// holding them still renders; the YAML writer then escapes them in turn.
 func render(obj *unstructured.Unstructured) (string, error) {
 	if obj == nil {
 		return "", nil
 	}
-	y, err := yaml.Marshal(obj.Object)
+	j, err := json.Marshal(obj.Object)
+	if err != nil {
+		return "", err
+	}
+	y, err := yaml.JSONToYAML(escapeUnprintable(j))
 	return string(y), err
+}
+
+// escapeUnprintable rewrites the runes of JSON text that YAML does not
+// allow as \u escapes. JSON is ASCII outside strings, so each such rune
+// is inside a string, where the escape means the same.
+func escapeUnprintable(j []byte) []byte {
+	i := bytes.IndexFunc(j, yamlUnprintable)
+	if i < 0 {
+		return j
+	}
+	out := make([]byte, 0, len(j)+16)
+	out = append(out, j[:i]...)
+	for _, r := range string(j[i:]) {
+		if yamlUnprintable(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	return out
+}
+
+// yamlUnprintable reports whether YAML refuses r in a document, or reads
+// it as a line break (NEL), outside the C0 controls and U+2028/U+2029,
+// which JSON escapes itself.
+func yamlUnprintable(r rune) bool {
+	return r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0xfeff || r == 0xfffe || r == 0xffff
 }
 
 // splitLines splits YAML into lines that keep their newline.

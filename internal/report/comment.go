@@ -3,8 +3,8 @@ package report
 import (
 	"bytes"
 	"fmt"
-	"html"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
@@ -45,10 +45,17 @@ type CommentOptions struct {
 // app, then a collapsed section per app with its changed objects and their
 // diffs.
 //
+// Every string from a pull request, a cluster or an error is escaped for
+// the place it lands in (see writeMarkdown), and kept to one line, so the
+// marker, the title, the summary table, the sections and the notices are
+// the only blocks in the comment: content cannot imitate them, close them
+// or hide what follows.
+//
 // When the comment would exceed MaxBytes, per-object diffs are dropped from
 // the end — the last object of the last app first — so the summary and the
 // first apps' diffs stay readable, and a line says how many were omitted.
-// Should even the summaries not fit, the body is cut and says so.
+// Should even the summaries not fit, the body is cut at a line, the
+// sections left open are closed and a notice says it was cut.
 func Comment(previews []AppPreview, opts CommentOptions) string {
 	total := 0
 	for _, p := range previews {
@@ -73,13 +80,39 @@ func Comment(previews []AppPreview, opts CommentOptions) string {
 	if best >= 0 {
 		return writeComment(previews, opts, best)
 	}
-	body = writeComment(previews, opts, 0)
-	cut := "\n\n**The preview was cut: it would exceed the forge's limit of " + strconv.Itoa(opts.MaxBytes) + " characters; run kubectl gitops diff locally to see it.**\n"
-	n := max(0, opts.MaxBytes-len(cut))
-	for n > 0 && !utf8.RuneStart(body[n]) {
+	return cutComment(writeComment(previews, opts, 0), opts.MaxBytes)
+}
+
+// cutComment cuts body, which holds no code blocks, to max bytes: at the
+// end of a line, with the <details> sections open there closed, so the
+// notice that follows shows outside them, even in a folded section.
+func cutComment(body string, limit int) string {
+	cut := "\n**The preview was cut: it would exceed the forge's limit of " + strconv.Itoa(limit) + " characters; run kubectl gitops diff locally to see it.**\n"
+	const closeTag = "\n</details>\n"
+	n := min(len(body), limit-len(cut))
+	for n > 0 {
+		n = strings.LastIndexByte(body[:n], '\n') + 1
+		kept := body[:n]
+		// Only the comment's own lines start with a tag: content is
+		// escaped and never starts a line.
+		open := 0
+		for line := range strings.Lines(kept) {
+			switch {
+			case strings.HasPrefix(line, "<details>"):
+				open++
+			case strings.HasPrefix(line, "</details>"):
+				open--
+			}
+		}
+		if out := kept + strings.Repeat(closeTag, max(0, open)); len(out)+len(cut) <= limit {
+			return out + cut
+		}
 		n--
 	}
-	return body[:n] + cut
+	if len(cut) <= limit {
+		return cut
+	}
+	return ""
 }
 
 // writeComment writes the comment keeping the first keep per-object diffs.
@@ -92,12 +125,12 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 	if title == "" {
 		title = "kubectl gitops preview"
 	}
-	buf.WriteString("### " + escape(title) + "\n\n")
+	buf.WriteString("### " + EscapeMarkdown(title) + "\n\n")
 	if opts.HeadSHA != "" {
-		buf.WriteString("Commit `" + opts.HeadSHA + "`\n\n")
+		buf.WriteString("Commit " + codeSpan(opts.HeadSHA) + "\n\n")
 	}
 	if opts.Note != "" {
-		buf.WriteString(escape(opts.Note) + "\n\n")
+		buf.WriteString(escapeMarkdownLines(clip(opts.Note)) + "\n\n")
 	}
 	if len(previews) == 0 {
 		if opts.Note == "" {
@@ -117,7 +150,7 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 		if p.Changes == nil {
 			counts = []string{"–", "–", "–"}
 		}
-		buf.WriteString("| " + escape(p.App) + " | " + escape(p.Cluster) + " | " + counts[0] + " | " + counts[1] + " | " + counts[2] + " | " + errs + " |\n")
+		buf.WriteString("| " + EscapeMarkdown(clip(p.App)) + " | " + EscapeMarkdown(clip(p.Cluster)) + " | " + counts[0] + " | " + counts[1] + " | " + counts[2] + " | " + errs + " |\n")
 	}
 	total := 0
 	for _, p := range previews {
@@ -128,9 +161,11 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 	}
 	left := keep
 	for _, p := range previews {
-		summary := html.EscapeString(p.App)
+		// Names sit in <code> so that no name can read as a count or a
+		// verdict ("web: no changes").
+		summary := "<code>" + escapeHTML(clip(p.App)) + "</code>"
 		if p.Cluster != "" {
-			summary += " on " + html.EscapeString(p.Cluster)
+			summary += " on <code>" + escapeHTML(clip(p.Cluster)) + "</code>"
 		}
 		if p.Err != nil {
 			summary += ": failed"
@@ -139,10 +174,10 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 		}
 		buf.WriteString("\n<details><summary>" + summary + "</summary>\n\n")
 		if p.Note != "" {
-			buf.WriteString("> " + escape(p.Note) + "\n\n")
+			buf.WriteString("> " + escapeMarkdownLines(clip(p.Note)) + "\n\n")
 		}
 		if p.Err != nil {
-			buf.WriteString("**Error:** " + escape(p.Err.Error()) + "\n\n")
+			buf.WriteString("**Error:** " + escapeMarkdownLines(clip(p.Err.Error())) + "\n\n")
 		}
 		if p.Changes != nil && writeMarkdownTable(&buf, p.Changes) {
 			for _, c := range p.Changes.Changes {
@@ -156,6 +191,24 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 		buf.WriteString("\n</details>\n")
 	}
 	return buf.String()
+}
+
+// maxField is the most bytes of one name, note or error a comment shows:
+// enough for any Kubernetes name and a long error, not enough for one
+// string to crowd out the rest of the preview.
+const maxField = 4096
+
+// clip shortens s to maxField bytes at a character boundary, saying how
+// much was left out.
+func clip(s string) string {
+	if len(s) <= maxField {
+		return s
+	}
+	n := maxField
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "… (" + strconv.Itoa(len(s)-n) + " more bytes)"
 }
 
 // changedCount is the number of objects with a diff in cs.
