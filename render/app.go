@@ -254,7 +254,7 @@ func customize(objs []*unstructured.Unstructured, patches []config.Patch, images
 	if err != nil {
 		return nil, fmt.Errorf("applying patches and images: %w", err)
 	}
-	d, err := resMapObjects(resMap)
+	d, err := resMapObjects(resMap, Limits{}.withDefaults().MaxTotalBytes)
 	if err != nil {
 		return nil, fmt.Errorf("applying patches and images: %w", err)
 	}

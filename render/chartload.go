@@ -42,7 +42,7 @@ func openChart(ctx context.Context, dir string, opts Options) (*jail, *chart.Cha
 	if name == "." {
 		name = filepath.Base(dir)
 	}
-	ch, err := loadHelmChart(j, dir)
+	ch, err := loadHelmChart(ctx, j, dir)
 	if err != nil {
 		return nil, nil, "", err
 	}

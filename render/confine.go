@@ -1,12 +1,14 @@
 package render
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 )
 
 // confined resolves path, which must be absolute or relative to root, to a
@@ -50,6 +52,9 @@ type jail struct {
 	realRoot string // root with symlinks resolved
 	limits   Limits
 	read     int64
+	// nodes counts the YAML nodes the files read may decode to (an
+	// estimate, see estimateYAMLNodes), against Limits.MaxYAMLNodes.
+	nodes int64
 	// seen records the files read, relative to realRoot with forward
 	// slashes, so a caller can tell which files a render depends on.
 	seen map[string]bool
@@ -80,18 +85,16 @@ func (j *jail) readFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(real)
+	// Non-blocking and regular files only: a FIFO named like a manifest
+	// would otherwise hang the render until someone wrote to it.
+	f, _, err := config.OpenRegular(real)
+	if errors.Is(err, config.ErrNotRegular) {
+		return nil, fmt.Errorf("%s is not a regular file (%w); replace it with a file: %w", j.rel(path), err, ErrUnsafe)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", path, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("cannot read %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file: %w", path, ErrUnsafe)
-	}
 	max := j.limits.MaxFileBytes
 	data, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
@@ -105,7 +108,20 @@ func (j *jail) readFile(path string) ([]byte, error) {
 	if j.read > j.limits.MaxTotalBytes {
 		return nil, fmt.Errorf("render read more than %d bytes at %s; the tree is too large to render safely: %w", j.limits.MaxTotalBytes, path, ErrUnsafe)
 	}
+	if err := j.countNodes(j.rel(path), data); err != nil {
+		return nil, err
+	}
 	return data, nil
+}
+
+// countNodes counts what YAML data may decode to against the render's node
+// budget, before anything parses it.
+func (j *jail) countNodes(name string, data []byte) error {
+	j.nodes += estimateYAMLNodes(data)
+	if j.nodes > j.limits.MaxYAMLNodes {
+		return fmt.Errorf("%s: the render's YAML would decode to more than %d nodes (flow lists such as [a,a,…] or a tree of this size); split the app or raise the limit: %w", name, j.limits.MaxYAMLNodes, ErrUnsafe)
+	}
+	return nil
 }
 
 // rel names path relative to the root, for messages.

@@ -122,3 +122,81 @@ func cleanYAMLError(err error) error {
 	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
 	return errors.New(msg)
 }
+
+// estimateYAMLNodes estimates, erring high, how many nodes YAML data decodes
+// to, in one pass and without parsing: a flow list "[a,a,…]" holds a node
+// for every two bytes and decodes to a hundred times its size, so what a
+// file decodes to is bounded by this, not by its bytes. Each line counts as
+// a node, each mapping value and flow indicator ("[", "{", ",") as another;
+// block scalars, quoted scalars and comments count as text.
+func estimateYAMLNodes(data []byte) int64 {
+	var n int64
+	block := -1    // the indentation of the line that opened a block scalar
+	var quote byte // the quote of a scalar that spans lines
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimRight(line, "\r\n")
+		indent := len(line) - len(bytes.TrimLeft(line, " "))
+		content := line[indent:]
+		if block >= 0 {
+			if len(bytes.TrimSpace(content)) == 0 || indent > block {
+				continue
+			}
+			block = -1
+		}
+		if len(content) == 0 {
+			continue
+		}
+		n++
+		end := len(content)
+	scan:
+		for i := 0; i < len(content); i++ {
+			c := content[i]
+			if quote != 0 {
+				switch {
+				case quote == '"' && c == '\\':
+					i++
+				case c == quote && quote == '\'' && i+1 < len(content) && content[i+1] == '\'':
+					i++
+				case c == quote:
+					quote = 0
+				}
+				continue
+			}
+			switch c {
+			case '"', '\'':
+				// A quote opens a scalar only where a token starts.
+				if i == 0 || strings.IndexByte(" \t[{,:-", content[i-1]) >= 0 {
+					quote = c
+				}
+			case '#':
+				if i == 0 || content[i-1] == ' ' || content[i-1] == '\t' {
+					end = i
+					break scan
+				}
+			case '[', '{', ',':
+				n++
+			case ':':
+				if i+1 == len(content) || content[i+1] == ' ' || content[i+1] == '\t' {
+					n++
+				}
+			}
+		}
+		if quote == 0 && opensBlockScalar(bytes.TrimRight(content[:end], " \t")) {
+			block = indent
+		}
+	}
+	return n
+}
+
+// opensBlockScalar reports whether a line ends with a block scalar header
+// ("key: |", "- >-", "|2").
+func opensBlockScalar(content []byte) bool {
+	i := len(content)
+	for i > 0 && (content[i-1] == '+' || content[i-1] == '-' || (content[i-1] >= '0' && content[i-1] <= '9')) {
+		i--
+	}
+	if i == 0 || (content[i-1] != '|' && content[i-1] != '>') {
+		return false
+	}
+	return i == 1 || content[i-2] == ' ' || content[i-2] == '\t'
+}

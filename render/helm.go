@@ -70,13 +70,22 @@ const (
 // --include-crds prints them), then templates sorted by kind. Hooks
 // (helm.sh/hook) and NOTES.txt are left out, with a warning for hooks.
 //
-// Go templates cannot be interrupted, so when ctx ends during rendering Helm
-// returns ctx.Err() at once but the engine goroutine runs on in the background
-// until the template finishes; a template that never finishes keeps its
-// goroutine and memory for the life of the process. Run renders of untrusted
-// charts in a process that can be killed when that matters. For the same
-// reason the rendered output is measured against Limits.MaxTotalBytes only
-// once the engine returns.
+// Template functions that take counts or sizes (until, untilStep, seq,
+// repeat, indent, nindent, the rand* functions, key and certificate
+// generators, bcrypt) and the string and list builders a template could
+// double a value with (printf, replace, concat, append, …) are bounded per
+// render; a template over a bound fails with ErrUnsafe naming the function.
+// They also check ctx, so a cancelled render stops at its next such call.
+//
+// Go templates cannot be interrupted otherwise, and Helm's own include and
+// tpl cannot be wrapped from outside its engine (they close over its
+// template set): a template that recurses through tpl, or doubles through
+// include without calling a bounded function, runs on. When ctx ends Helm
+// returns ctx.Err() at once but the engine goroutine runs on in the
+// background until the template finishes, keeping its goroutine and memory.
+// Run renders of untrusted charts in a process that can be killed, with a
+// memory limit. For the same reason the rendered output is measured against
+// Limits.MaxTotalBytes only once the engine returns.
 func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 	j, ch, name, err := openChart(ctx, dir, opts)
 	if err != nil {
@@ -126,7 +135,7 @@ func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 		}
 	}
 
-	files, err := renderHelmTemplates(ctx, ch, renderVals)
+	files, err := renderHelmTemplates(ctx, ch, renderVals, j.limits)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: %w", name, err)
 	}
@@ -137,6 +146,9 @@ func Helm(ctx context.Context, dir string, opts Options) (*Result, error) {
 			continue
 		}
 		size += int64(len(content))
+		if err := j.countNodes(file, []byte(content)); err != nil {
+			return nil, fmt.Errorf("chart %s: %w", name, err)
+		}
 	}
 	if size > j.limits.MaxTotalBytes {
 		return nil, fmt.Errorf("chart %s rendered more than %d bytes, the most one render may read; check its loops or raise the limit: %w", name, j.limits.MaxTotalBytes, ErrUnsafe)
@@ -213,32 +225,36 @@ func countHelmHooks(files map[string]string, known []*release.Hook) int {
 }
 
 // renderHelmTemplates runs Helm's template engine with no cluster, DNS or
-// plugin access. text/template cannot be cancelled, so the engine runs in a
-// goroutine that is abandoned (not stopped) when ctx ends first.
-func renderHelmTemplates(ctx context.Context, ch *chart.Chart, vals common.Values) (map[string]string, error) {
-	eng := engine.Engine{
-		EnableDNS: false,
-		CustomTemplateFuncs: map[string]any{
-			// Helm's client-only default, made explicit: a render never
-			// reads a cluster (RS-11).
-			"lookup": func(string, string, string, string) (map[string]any, error) {
-				return map[string]any{}, nil
-			},
-		},
+// plugin access, and with the functions that take counts or sizes bounded
+// (see templateBudget). text/template cannot be cancelled, so the engine
+// runs in a goroutine that is abandoned when ctx ends first; it stops at its
+// next call of a bounded function, which checks ctx.
+func renderHelmTemplates(ctx context.Context, ch *chart.Chart, vals common.Values, limits Limits) (map[string]string, error) {
+	budget := &templateBudget{ctx: ctx, maxBytes: limits.MaxTotalBytes}
+	funcs := budget.funcs()
+	// Helm's client-only default, made explicit: a render never reads a
+	// cluster (RS-11).
+	funcs["lookup"] = func(string, string, string, string) (map[string]any, error) {
+		return map[string]any{}, nil
 	}
+	eng := engine.Engine{EnableDNS: false, CustomTemplateFuncs: funcs}
 	type rendered struct {
-		files map[string]string
-		err   error
+		files   map[string]string
+		err     error
+		refused error
 	}
 	done := make(chan rendered, 1)
 	go func() {
 		files, err := eng.RenderWithContext(ctx, ch, vals)
-		done <- rendered{files, err}
+		done <- rendered{files, err, budget.refused}
 	}()
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("render timed out or was cancelled: %w", ctx.Err())
 	case r := <-done:
+		if r.err != nil && r.refused != nil {
+			return nil, fmt.Errorf("%w: %w", r.refused, ErrUnsafe)
+		}
 		if r.err != nil {
 			return nil, fmt.Errorf("%w; fix the template or the values", r.err)
 		}
@@ -329,12 +345,12 @@ func copyHelmValue(v any) any {
 // loadHelmChart loads the chart folder dir through the jail, as Helm's
 // directory loader would, and sorts subcharts by name so output is the same
 // on every run.
-func loadHelmChart(j *jail, dir string) (*chart.Chart, error) {
+func loadHelmChart(ctx context.Context, j *jail, dir string) (*chart.Chart, error) {
 	real, err := j.resolve(dir)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: %w", j.rel(dir), err)
 	}
-	w := helmWalker{j: j, rules: ignore.Empty(), visiting: map[string]bool{}}
+	w := helmWalker{j: j, rules: ignore.Empty(), visiting: map[string]bool{}, visited: map[string]int{}}
 	ignoreFile := filepath.Join(dir, ignore.HelmIgnore)
 	if _, err := os.Lstat(ignoreFile); err == nil {
 		data, err := j.readFile(ignoreFile)
@@ -349,7 +365,8 @@ func loadHelmChart(j *jail, dir string) (*chart.Chart, error) {
 	}
 	w.rules.AddDefaults()
 	w.visiting[real] = true
-	if err := w.walk(dir, ""); err != nil {
+	w.visited[real] = 1
+	if err := w.walk(ctx, dir, ""); err != nil {
 		return nil, err
 	}
 	files, err := expandHelmArchives(j, w.files, j.rel(dir))
@@ -373,18 +390,29 @@ func sortHelmDependencies(ch *chart.Chart) {
 	}
 }
 
+// maxFolderLinks is how often a chart may hold the same folder, linked in
+// under several names.
+const maxFolderLinks = 4
+
 // helmWalker collects a chart folder's files, following symlinks that stay in
 // the jail like Helm's loader does, and refusing those that leave it.
 type helmWalker struct {
 	j        *jail
 	rules    *ignore.Rules
 	visiting map[string]bool // real paths of the folders being walked, against symlink loops
-	files    []*archive.BufferedFile
+	// visited counts how often each folder (by real path) was walked:
+	// Helm copies a folder linked in twice, but a DAG of links would make
+	// that exponential.
+	visited map[string]int
+	files   []*archive.BufferedFile
 }
 
 // walk reads the folder at path, whose chart-relative name is name ("" for
 // the chart folder). Entries are visited in lexical order, as Helm does.
-func (w *helmWalker) walk(dir, name string) error {
+func (w *helmWalker) walk(ctx context.Context, dir, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %w", w.j.rel(dir), err)
@@ -407,8 +435,11 @@ func (w *helmWalker) walk(dir, name string) error {
 			if w.visiting[real] {
 				return fmt.Errorf("%s: symlink loop back to %s; remove the link: %w", w.j.rel(full), w.j.rel(real), ErrUnsafe)
 			}
+			if w.visited[real]++; w.visited[real] > maxFolderLinks {
+				return fmt.Errorf("%s: the folder %s is reached through links more than %d times; link it in fewer places: %w", w.j.rel(full), w.j.rel(real), maxFolderLinks, ErrUnsafe)
+			}
 			w.visiting[real] = true
-			err := w.walk(full, n)
+			err := w.walk(ctx, full, n)
 			delete(w.visiting, real)
 			if err != nil {
 				return err
@@ -528,6 +559,9 @@ func untarHelmChart(j *jail, data []byte, name string) ([]*archive.BufferedFile,
 		j.read += int64(len(content))
 		if j.read > j.limits.MaxTotalBytes {
 			return nil, fmt.Errorf("render read more than %d bytes unpacking %s; the chart is too large to render safely: %w", j.limits.MaxTotalBytes, name, ErrUnsafe)
+		}
+		if err := j.countNodes(name+"/"+n, content); err != nil {
+			return nil, err
 		}
 		files = append(files, &archive.BufferedFile{Name: n, ModTime: hd.ModTime, Data: bytes.TrimPrefix(content, []byte(helmUTF8BOM))})
 	}

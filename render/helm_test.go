@@ -706,7 +706,7 @@ kind: ConfigMap
 metadata:
   name: big
 data:
-  a: {{ repeat 100000 "x" | quote }}
+  a: "{{ range until 10 }}{{ repeat 10000 "x" }}{{ end }}"
 `,
 	})
 	_, err := Helm(t.Context(), filepath.Join(root, "chart"), Options{Root: root, Limits: Limits{MaxTotalBytes: 50000}})

@@ -14,10 +14,13 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"sigs.k8s.io/kustomize/api/hasher"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
+	"sigs.k8s.io/yaml"
 )
 
 // kyamlGlobals serialises the use of kyaml's process-wide OpenAPI schema.
@@ -37,7 +40,15 @@ const vendorAdvice = "vendor it into the repository or declare it as an app sour
 // Before the build, every kustomization reachable from dir is checked, and
 // references that would make kustomize fetch something (http(s) URLs, remote
 // Git bases) or read outside opts.Root are refused with ErrUnsafe; no request
-// is ever made. The build itself then runs on a filesystem confined to
+// is ever made. Besides the known path fields, every string field of every
+// kustomization and of every builtin plugin configuration (read by
+// kustomize's own rules, in-line or from files) is refused if it names
+// anything remote, except the fields that hold data (literals, labels,
+// annotations, images, in-line patches). The check also counts, with
+// multiplicity, the kustomizations the build would load and the objects it
+// would process, and refuses a build over Limits.MaxKustomizations or
+// Limits.MaxKustomizeObjects before it starts; the output is bounded by
+// Limits.MaxTotalBytes once built. The build itself then runs on a filesystem confined to
 // opts.Root, which also refuses symlinks that leave it, bounds file sizes
 // and bounds YAML alias expansion (kyaml's parser does not).
 //
@@ -62,8 +73,13 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 	}
 	name := j.rel(abs)
 
-	l := &kustLint{jail: j, done: map[lintKey]bool{}}
-	if err := l.dir(ctx, real, nil, nil); err != nil {
+	rf := resource.NewFactory(&hasher.Hasher{}) // as kustomize's provider makes it
+	l := &kustLint{jail: j, done: map[lintKey]kustCount{}, rf: rf, rmf: resmap.NewFactory(rf)}
+	count, err := l.dir(ctx, real, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.limits.checkKustomize(name, count); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -106,7 +122,7 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if n := resMap.Size(); n > j.limits.MaxObjects {
 		return nil, fmt.Errorf("kustomize build of %s: %d objects, more than the %d one render may produce; split the app or raise the limit: %w", name, n, j.limits.MaxObjects, ErrUnsafe)
 	}
-	d, err := resMapObjects(resMap)
+	d, err := resMapObjects(resMap, j.limits.MaxTotalBytes)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build of %s: %w", name, err)
 	}
@@ -121,8 +137,11 @@ func Kustomize(ctx context.Context, dir string, opts Options) (*Result, error) {
 // built one.
 type kustLint struct {
 	jail *jail
-	// done holds the kustomizations already checked.
-	done map[lintKey]bool
+	// done holds the kustomizations already checked and what each costs.
+	done map[lintKey]kustCount
+	// rf and rmf read plugin configurations as kustomize reads them.
+	rf  *resource.Factory
+	rmf *resmap.Factory
 	// warnings are kustomize's deprecation notices, which it would print to
 	// the process's stderr.
 	warnings []string
@@ -141,9 +160,9 @@ type lintKey struct {
 // for an ordinary kustomization; for one listed under generators,
 // transformers or validators it is the folder of the kustomization that
 // listed it, against which the plugin configurations' paths resolve.
-func (l *kustLint) dir(ctx context.Context, dir string, stack []string, pluginBase *string) error {
+func (l *kustLint) dir(ctx context.Context, dir string, stack []string, pluginBase *string) (kustCount, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return kustCount{}, err
 	}
 	kfile := ""
 	for _, n := range kustomizationFiles {
@@ -154,31 +173,31 @@ func (l *kustLint) dir(ctx context.Context, dir string, stack []string, pluginBa
 	}
 	if kfile == "" {
 		// kustomize reports the missing kustomization itself.
-		return nil
+		return kustCount{}, nil
 	}
 	name := l.jail.rel(kfile)
 	for i, s := range stack {
 		if s == name {
 			cycle := append(append([]string{}, stack[i:]...), name)
-			return fmt.Errorf("kustomization cycle: %s; remove one of these references", strings.Join(cycle, " → "))
+			return kustCount{}, fmt.Errorf("kustomization cycle: %s; remove one of these references", strings.Join(cycle, " → "))
 		}
 	}
 	key := lintKey{dir: dir}
 	if pluginBase != nil {
 		key.pluginBase = *pluginBase
 	}
-	if l.done[key] {
-		return nil
+	if count, ok := l.done[key]; ok {
+		return count, nil
 	}
 	stack = append(stack, name)
 
 	data, err := l.jail.readFile(kfile)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return kustCount{}, fmt.Errorf("%s: %w", name, err)
 	}
 	var k types.Kustomization
 	if err := k.Unmarshal(data); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return kustCount{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if msgs := k.CheckDeprecatedFields(); msgs != nil {
 		for _, m := range *msgs {
@@ -186,17 +205,30 @@ func (l *kustLint) dir(ctx context.Context, dir string, stack []string, pluginBa
 			l.warnings = append(l.warnings, fmt.Sprintf("%s: %s", name, m))
 		}
 	}
-	c := kustCheck{lint: l, name: name, dir: dir, stack: stack}
+	var generic map[string]any
+	if err := yaml.Unmarshal(data, &generic); err != nil {
+		return kustCount{}, fmt.Errorf("%s: %w", name, err)
+	}
+	if err := noRemote(name, "", generic, kustomizationSkip); err != nil {
+		return kustCount{}, err
+	}
+	c := kustCheck{lint: l, name: name, dir: dir, stack: stack, count: kustCount{loads: 1}}
 	if pluginBase != nil {
 		err = c.pluginList(ctx, &k, *pluginBase)
 	} else {
 		err = c.kustomization(ctx, &k)
 	}
 	if err != nil {
-		return err
+		return kustCount{}, err
 	}
-	l.done[key] = true
-	return nil
+	c.count.fieldPaths += countFieldPaths(generic["replacements"])
+	if err := c.count.checkReplacements(name, l.jail.limits.MaxTotalBytes, l.jail.readFile); err != nil {
+		return kustCount{}, err
+	}
+	c.count.fieldPaths = 0 // a base's replacements are checked in the base
+	c.count.finish()
+	l.done[key] = c.count
+	return c.count, nil
 }
 
 // kustCheck checks the references of one kustomization file.
@@ -205,6 +237,7 @@ type kustCheck struct {
 	name  string // the kustomization file, relative to the root
 	dir   string // its real folder
 	stack []string
+	count kustCount // what building it costs, its bases included
 }
 
 // refKind is what a reference must resolve to.
@@ -286,6 +319,15 @@ func (c *kustCheck) kustomization(ctx context.Context, k *types.Kustomization) e
 			return err
 		}
 	}
+	c.count.objects += int64(len(k.ConfigMapGenerator) + len(k.SecretGenerator))
+	for i, r := range k.Replacements {
+		if r.Path == "" {
+			continue
+		}
+		if err := c.dataFile(fmt.Sprintf("replacements[%d].path", i), r.Path); err != nil {
+			return err
+		}
+	}
 	for i, g := range k.ConfigMapGenerator {
 		if err := c.generatorSources(fmt.Sprintf("configMapGenerator[%d]", i), g.KvPairSources); err != nil {
 			return err
@@ -328,7 +370,9 @@ func (c *kustCheck) pluginList(ctx context.Context, k *types.Kustomization, base
 			return err
 		}
 		if isDir(real) {
-			if err := c.lint.dir(ctx, real, c.stack, &base); err != nil {
+			sub, err := c.lint.dir(ctx, real, c.stack, &base)
+			c.count.add(sub)
+			if err != nil {
 				return err
 			}
 			continue
@@ -348,8 +392,23 @@ func (c *kustCheck) base(ctx context.Context, field, ref string, kind refKind, p
 		return err
 	}
 	if isDir(real) {
-		return c.lint.dir(ctx, real, c.stack, pluginBase)
+		sub, err := c.lint.dir(ctx, real, c.stack, pluginBase)
+		c.count.add(sub)
+		return err
 	}
+	return c.countFile(real)
+}
+
+// countFile counts the objects of a resource file.
+func (c *kustCheck) countFile(real string) error {
+	data, err := c.lint.jail.readFile(real)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	n, largest := countDocuments(data)
+	c.count.objects += n
+	c.count.largestDoc = max(c.count.largestDoc, largest)
+	c.count.addFile(real)
 	return nil
 }
 
@@ -381,9 +440,11 @@ func (c *kustCheck) generatorSources(field string, s types.KvPairSources) error 
 // plugin checks an entry of generators, transformers or validators: an inline
 // plugin configuration, a file of them, or a kustomization that lists them.
 func (c *kustCheck) plugin(ctx context.Context, field, entry string) error {
-	if objs, ok := inlineObjects(c.name, entry); ok {
-		for _, obj := range objs {
-			if err := c.pluginConfig(field, "", obj.Object, c.dir); err != nil {
+	// As kustomize decides: an entry that parses as resources is an
+	// in-line configuration, anything else a path.
+	if rm, err := c.lint.rmf.NewResMapFromBytes([]byte(entry)); err == nil {
+		for _, r := range rm.Resources() {
+			if err := c.pluginConfig(field, "", r, c.dir); err != nil {
 				return err
 			}
 		}
@@ -395,28 +456,53 @@ func (c *kustCheck) plugin(ctx context.Context, field, entry string) error {
 	}
 	if isDir(real) {
 		base := c.dir
-		return c.lint.dir(ctx, real, c.stack, &base)
+		sub, err := c.lint.dir(ctx, real, c.stack, &base)
+		c.count.add(sub)
+		return err
 	}
 	return c.pluginFile(field, entry, real, c.dir)
 }
 
 // pluginFile checks a file of plugin configurations whose paths resolve
-// against the folder base.
+// against the folder base. The file is read by kustomize's own rules: every
+// document is a configuration, and only a kind ending in "List" with items
+// is a list of them (a ConfigMapGenerator with "items: []" is still a
+// ConfigMapGenerator).
 func (c *kustCheck) pluginFile(field, ref, real, base string) error {
 	data, err := c.lint.jail.readFile(real)
 	if err != nil {
 		return fmt.Errorf("%s: %s %q: %w", c.name, field, ref, err)
 	}
-	d, err := decodeObjects(c.lint.jail.rel(real), data)
+	rs, err := c.lint.rf.SliceFromBytes(data)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %s %q: %w; fix its YAML", c.name, field, ref, err)
 	}
-	for _, obj := range d.objects {
-		if err := c.pluginConfig(field, ref, obj.Object, base); err != nil {
+	for _, r := range rs {
+		if err := c.pluginConfig(field, ref, r, base); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dataFile checks a file kustomize reads as configuration (replacements):
+// it must be safe to read and may not name anything remote.
+func (c *kustCheck) dataFile(field, ref string) error {
+	real, err := c.ref(field, ref, refFile)
+	if err != nil {
+		return err
+	}
+	data, err := c.lint.jail.readFile(real)
+	if err != nil {
+		return fmt.Errorf("%s: %s %q: %w", c.name, field, ref, err)
+	}
+	var content any
+	if err := yaml.Unmarshal(data, &content); err != nil {
+		// kustomize reports the YAML error itself.
+		return nil
+	}
+	c.count.fieldPaths += countFieldPaths(content)
+	return noRemote(fmt.Sprintf("%s: %s %q", c.name, field, ref), "", content, pluginSkip)
 }
 
 // functionAnnotations mark a KRM function (exec or container).
@@ -424,10 +510,14 @@ var functionAnnotations = []string{"config.kubernetes.io/function", "config.k8s.
 
 // pluginConfig checks one plugin configuration: it must be a builtin that
 // does not run Helm, and the paths it reads must be safe.
-func (c *kustCheck) pluginConfig(field, ref string, obj map[string]any, base string) error {
+func (c *kustCheck) pluginConfig(field, ref string, r *resource.Resource, base string) error {
 	where := field
 	if ref != "" {
 		where = fmt.Sprintf("%s %q", field, ref)
+	}
+	obj, err := r.Map()
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", c.name, where, err)
 	}
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
@@ -440,6 +530,13 @@ func (c *kustCheck) pluginConfig(field, ref string, obj map[string]any, base str
 	if apiVersion != "builtin" {
 		return fmt.Errorf("%s: %s: %s %s is an exec or Go plugin; only kustomize's builtin plugins run here (builtins only): %w", c.name, where, apiVersion, kind, ErrUnsafe)
 	}
+	if kind == "HelmChartInflationGenerator" {
+		return fmt.Errorf("%s: %s: kustomize would run the helm binary and may pull charts from the network; declare the chart as a Helm app in gitops.yaml instead: %w", c.name, where, ErrUnsafe)
+	}
+	if err := noRemote(fmt.Sprintf("%s: %s (%s)", c.name, where, kind), "", obj, pluginSkip); err != nil {
+		return err
+	}
+	c.count.objects++
 	// Paths in a plugin configuration resolve against the kustomization
 	// that lists it.
 	at := kustCheck{lint: c.lint, name: c.name, dir: base, stack: c.stack}
@@ -485,11 +582,15 @@ func (c *kustCheck) pluginConfig(field, ref string, obj map[string]any, base str
 			for _, r := range list {
 				if m, ok := r.(map[string]any); ok {
 					if p, ok := m["path"].(string); ok && p != "" {
-						paths = append(paths, p)
+						if err := at.dataFile(field, p); err != nil {
+							return err
+						}
 					}
 				}
 			}
 		}
+		// The replacements write into the kustomization that lists them.
+		c.count.fieldPaths += countFieldPaths(obj["replacements"]) + at.count.fieldPaths
 	}
 	for _, p := range paths {
 		if _, err := at.ref(field, p, refFile); err != nil {
@@ -541,22 +642,17 @@ var scpUser = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]*@`)
 // remoteReason says why kustomize would take ref for something to fetch
 // (an http(s) file or a Git repository to clone), or "" if it would not. It
 // is a superset of kustomize's own tests (loader.IsRemoteFile and
-// git.NewRepoSpecFromURL), which are internal to kustomize.
+// git.NewRepoSpecFromURL), which are internal to kustomize, and of
+// fetchReason, which every string field is checked with.
 func remoteReason(ref string) string {
-	lower := strings.ToLower(ref)
+	if why := fetchReason(ref); why != "" {
+		return why
+	}
 	switch {
-	case strings.HasPrefix(lower, "git::"):
-		return "a Git repository"
-	case strings.HasPrefix(lower, "http://"), strings.HasPrefix(lower, "https://"):
-		return "a URL"
-	case strings.Contains(ref, "://"):
-		return "a remote repository URL"
 	case scpUser.MatchString(ref):
 		return "a Git repository (user@host)"
-	case strings.HasPrefix(lower, "github.com/"), strings.HasPrefix(lower, "github.com:"):
-		return "a GitHub repository"
-	case strings.Contains(lower, "?ref=") || strings.Contains(lower, "?version=") || strings.Contains(lower, "&ref="):
-		return "a Git repository at a ref"
+	case strings.Contains(ref, "//"):
+		return "a repository folder (repo//folder)"
 	}
 	if u, err := url.Parse(ref); err == nil && len(u.Scheme) > 1 {
 		return "a URL"
@@ -612,12 +708,16 @@ func optional(s string) []string {
 // resMapObjects converts a kustomize build's resources to objects through
 // JSON, which is several times cheaper than writing the whole set out as YAML
 // and parsing it back.
-func resMapObjects(resMap resmap.ResMap) (decoded, error) {
+func resMapObjects(resMap resmap.ResMap, maxBytes int64) (decoded, error) {
 	var out decoded
+	var size int64
 	for _, r := range resMap.Resources() {
 		data, err := r.MarshalJSON()
 		if err != nil {
 			return out, fmt.Errorf("encoding %s: %w", r.CurId(), err)
+		}
+		if size += int64(len(data)); size > maxBytes {
+			return out, fmt.Errorf("the output is larger than %d bytes, the most one render may produce (replacements or generators copying large values?); split the app or raise the limit: %w", maxBytes, ErrUnsafe)
 		}
 		var content map[string]any
 		if err := utiljson.Unmarshal(data, &content); err != nil {

@@ -7,7 +7,9 @@
 // untrusted input by default: nothing outside Options.Root is read (no "../",
 // absolute paths or symlink escapes), nothing is fetched over the network from
 // a manifest, no exec or KRM-function plugins and no Helm post-renderers run,
-// and document sizes and YAML alias expansion are bounded.
+// and file sizes, what YAML decodes to (nodes and alias expansion), the cost
+// of kustomize builds and of Helm template functions are bounded. No file is
+// opened that is not a regular file, so a FIFO cannot block a render.
 package render
 
 import (
@@ -71,12 +73,33 @@ type Limits struct {
 	MaxTotalBytes int64
 	// MaxObjects is the most objects one render may produce (default 100,000).
 	MaxObjects int
+	// MaxKustomizations is the most kustomizations one kustomize build may
+	// load, counting a base once for every kustomization (overlay,
+	// component) that includes it (default 500). Checked before the build.
+	MaxKustomizations int
+	// MaxKustomizeObjects bounds the objects a kustomize build processes,
+	// checked before the build (default 3,000). kustomize's work grows with
+	// the square of the objects in each kustomization it loads, so the bound
+	// is on the sum over the loads of objects², a base's objects counting in
+	// every kustomization that includes it: one kustomization of 3,000
+	// objects passes, as do an overlay and its base of 2,000 each.
+	MaxKustomizeObjects int
+	// MaxYAMLNodes is the most YAML nodes (mappings, sequences and scalars)
+	// the files of one render (and a chart's rendered output) may decode to,
+	// estimated before parsing (default 2,000,000, some 400 MiB while
+	// decoding), so files of flow lists ("[a,a,…]") cannot exhaust memory
+	// within the byte limits.
+	MaxYAMLNodes int64
 }
 
 const (
 	defaultMaxFileBytes  = 8 << 20
 	defaultMaxTotalBytes = 256 << 20
 	defaultMaxObjects    = 100_000
+
+	defaultMaxKustomizations   = 500
+	defaultMaxKustomizeObjects = 3_000
+	defaultMaxYAMLNodes        = 2_000_000
 )
 
 func (l Limits) withDefaults() Limits {
@@ -88,6 +111,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxObjects <= 0 {
 		l.MaxObjects = defaultMaxObjects
+	}
+	if l.MaxKustomizations <= 0 {
+		l.MaxKustomizations = defaultMaxKustomizations
+	}
+	if l.MaxKustomizeObjects <= 0 {
+		l.MaxKustomizeObjects = defaultMaxKustomizeObjects
+	}
+	if l.MaxYAMLNodes <= 0 {
+		l.MaxYAMLNodes = defaultMaxYAMLNodes
 	}
 	return l
 }

@@ -119,7 +119,7 @@ func (w *walker) mapping(n *yaml.Node, t reflect.Type, field string) {
 		child := join(field, k.Value)
 		ft, ok := fields[k.Value]
 		if !ok {
-			msg := fmt.Sprintf("field `%s` not found in %s", k.Value, noun)
+			msg := fmt.Sprintf("field `%s` not found in %s", shortKey(k.Value), noun)
 			if s := suggest(k.Value, fieldNames(t)); s != "" {
 				msg += fmt.Sprintf("; did you mean `%s`?", s)
 			} else {
@@ -337,4 +337,16 @@ func distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// maxKeyShown bounds an unknown key quoted in a message: a file that is not a
+// repository file (a linked secret, say) shows no more than a field name.
+const maxKeyShown = 40
+
+// shortKey cuts an unknown key to maxKeyShown runes for messages.
+func shortKey(k string) string {
+	if r := []rune(k); len(r) > maxKeyShown {
+		return string(r[:maxKeyShown]) + "…"
+	}
+	return k
 }

@@ -21,12 +21,44 @@ const MaxFileBytes = 1 << 20
 // Load reads, decodes, defaults and validates the repository file at path.
 // File and Dir are set to the absolute file and its folder; errors name the
 // file as path names it, with the line and field of each problem.
+//
+// The file is read safely even when path is in an untrusted tree (Find's
+// result in a pull request's checkout): a symlink is followed only while it
+// stays in the file's own folder, only a regular file is read (never
+// blocking on a FIFO or device), at most MaxFileBytes, and errors never
+// quote the file's values.
 func Load(path string) (*Repository, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", path, err)
 	}
-	data, err := readCapped(path)
+	return load(path, abs, filepath.Dir(abs))
+}
+
+// LoadFile is Load for the repository file name (such as "gitops.yaml")
+// inside the checkout root: name must be relative and stay inside root, and
+// neither it nor a folder on its way may be a symlink that leaves root. Errors
+// name the file as name. The bot uses it for the trees it checks out.
+func LoadFile(root, name string) (*Repository, error) {
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", root, err)
+	}
+	clean := filepath.Clean(filepath.FromSlash(name))
+	if filepath.IsAbs(clean) || !filepath.IsLocal(clean) {
+		return nil, fmt.Errorf("%s: the repository file must be a relative path inside the repository; name it relative to the repository's top folder", name)
+	}
+	return load(name, filepath.Join(absRoot, clean), absRoot)
+}
+
+// load reads the repository file abs (named path in messages), which must
+// resolve inside the folder confine.
+func load(path, abs, confine string) (*Repository, error) {
+	real, err := confinedFile(path, abs, confine)
+	if err != nil {
+		return nil, err
+	}
+	data, err := readCapped(path, real)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +69,23 @@ func Load(path string) (*Repository, error) {
 	r.File = abs
 	r.Dir = filepath.Dir(abs)
 	return r, nil
+}
+
+// confinedFile resolves the symlinks of abs and returns its real path, which
+// must be in or below the folder confine (itself resolved).
+func confinedFile(path, abs, confine string) (string, error) {
+	realDir, err := filepath.EvalSymlinks(confine)
+	if err != nil {
+		return "", fmt.Errorf("read repository file: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("read repository file %s: %w", path, err)
+	}
+	if rel, err := filepath.Rel(realDir, real); err != nil || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("%s is a symlink (or is in a linked folder) that leads out of %s; a repository file is read only from inside its repository, so replace the link with the file: %w", path, confine, ErrNotRegular)
+	}
+	return real, nil
 }
 
 // Parse decodes, defaults and validates a repository file held in memory, such
@@ -57,19 +106,17 @@ func Parse(name string, data []byte) (*Repository, error) {
 	return r, nil
 }
 
-func readCapped(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// readCapped reads the regular file real (named path in messages), at most
+// MaxFileBytes.
+func readCapped(path, real string) ([]byte, error) {
+	f, _, err := OpenRegular(real)
+	if errors.Is(err, ErrNotRegular) {
+		return nil, fmt.Errorf("%s: not a regular file; pass the path of a %s file: %w", path, FileName, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read repository file: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read repository file: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file; pass the path of a %s file", path, FileName)
-	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read repository file: %w", err)
@@ -131,7 +178,14 @@ func yamlError(name string, err error) error {
 	return lineError(name, err.Error(), err)
 }
 
+// yamlQuoted matches the values the YAML library quotes in its messages
+// ("cannot unmarshal !!str `…` into int"); a file that is not a repository
+// file may hold secrets, so its values never reach a message.
+var yamlQuoted = regexp.MustCompile("`[^`]*`")
+
 func lineError(name, msg string, cause error) error {
+	msg = yamlQuoted.ReplaceAllString(msg, "a value")
+	cause = scrubbed{cause}
 	if strings.Contains(msg, "excessive aliasing") {
 		return &Error{File: name, Msg: "the document expands too many aliases (*name); write the values out instead", Err: cause}
 	}
@@ -141,6 +195,13 @@ func lineError(name, msg string, cause error) error {
 	}
 	return &Error{File: name, Msg: "invalid YAML: " + trimYAMLPrefix(msg), Err: cause}
 }
+
+// scrubbed is a YAML error whose message is shown without its quoted values;
+// errors.Is and errors.As still reach the original.
+type scrubbed struct{ err error }
+
+func (s scrubbed) Error() string { return yamlQuoted.ReplaceAllString(s.err.Error(), "a value") }
+func (s scrubbed) Unwrap() error { return s.err }
 
 func trimYAMLPrefix(s string) string {
 	return strings.TrimPrefix(s, "yaml: ")
