@@ -17,6 +17,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 )
 
 // ApplyOptions apply a path or the apps of gitops.yaml to the cluster.
@@ -143,7 +144,7 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 			}
 		}
 		if err := o.applyOne(ctx, client, one, t.all); err != nil {
-			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", one.name(), strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(err, "  "))
 			if one.app != nil {
 				failed[one.app.Name] = true
 			}
@@ -207,7 +208,7 @@ func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job
 // no inventory and no prune; a failed upgrade is rolled back. With
 // --dry-run it only reports what the upgrade would change.
 func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client, job *target) error {
-	rel, err := o.helmRelease(ctx, job, job.app)
+	rel, err := o.checkedHelmRelease(ctx, job, job.app)
 	if err != nil {
 		return fmt.Errorf("rendering failed, nothing was applied: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -230,7 +229,7 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 		lines := flatten(errors.Join(errs...))
 		fmt.Fprintf(o.ErrOut, "error: the diff is incomplete (%d problems); the report above leaves these out:\n", len(lines))
 		for _, e := range lines {
-			fmt.Fprintf(o.ErrOut, "  %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
+			fmt.Fprintf(o.ErrOut, "  %s\n", errorText(e, "    "))
 		}
 		return &ExitCodeError{Code: ExitError}
 	}
@@ -247,7 +246,7 @@ func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error
 	var jobs []liveJob
 	for _, one := range t.targets() {
 		if isHelmApp(one.app) {
-			rel, err := o.helmRelease(ctx, one, one.app)
+			rel, err := o.checkedHelmRelease(ctx, one, one.app)
 			if err != nil {
 				return nil, fmt.Errorf("rendering %s: %w", one.name(), err)
 			}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
 )
 
@@ -25,6 +26,10 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	// As cmd/kubectl-gitops does: this binary is also the render sandbox.
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Command {
+		os.Exit(sandbox.Main())
+	}
 	// As cmd/kubectl-gitops does: Helm applies under its own manager.
 	kube.ManagedFieldsManager = cluster.HelmFieldManager
 	os.Exit(testenv.Run(m, &env))

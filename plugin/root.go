@@ -32,6 +32,10 @@ type Flags struct {
 	Kube       *genericclioptions.ConfigFlags
 	ConfigFile string
 	Root       string
+	// Sandbox renders in a child process without network and with bounded
+	// time, memory and output (internal/sandbox); off, renders run in this
+	// process.
+	Sandbox bool
 }
 
 // NewCmdGitops builds the `kubectl gitops` command tree.
@@ -60,6 +64,8 @@ applies them.`,
 		"path to gitops.yaml (default: searched upward from the given path or the current folder)")
 	cmd.PersistentFlags().StringVar(&flags.Root, "root", "",
 		"folder that rendering may not read outside of (default: the repository holding the path)")
+	cmd.PersistentFlags().BoolVar(&flags.Sandbox, "sandbox", true,
+		"render in a child process with no network and bounded time, memory and output; --sandbox=false is a trusted, in-process render")
 
 	cmd.AddCommand(
 		NewCmdRender(flags, streams),
@@ -84,6 +90,6 @@ func Execute(ctx context.Context, streams genericiooptions.IOStreams, args []str
 	if errors.As(err, &exit) {
 		return exit.Code
 	}
-	fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
+	fmt.Fprintf(streams.ErrOut, "error: %s\n", errorText(err, "  "))
 	return ExitError
 }

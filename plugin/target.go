@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 
@@ -57,7 +59,9 @@ func (f *Flags) resolveTarget(arg string) (*target, error) {
 				}
 			}
 		}
-		t.root = f.rootFor(abs, repo)
+		if t.root, err = f.rootFor(abs, repo); err != nil {
+			return nil, err
+		}
 		return t, nil
 	}
 	cwd, err := os.Getwd()
@@ -79,7 +83,9 @@ func (f *Flags) resolveTarget(arg string) (*target, error) {
 	if app.Source == nil {
 		t.path = filepath.Join(repo.Dir, app.Path)
 	}
-	t.root = f.rootFor(repo.Dir, repo)
+	if t.root, err = f.rootFor(repo.Dir, repo); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -109,14 +115,24 @@ func (f *Flags) loadRepository(start string) (*config.Repository, error) {
 
 // rootFor picks the folder rendering of path is confined to: --root, else the
 // repository (gitops.yaml's folder or the Git work tree) holding it, else the
-// current folder if it holds path, else path itself.
-func (f *Flags) rootFor(path string, repo *config.Repository) string {
+// current folder if it holds path, else path itself. Only --root may make it
+// the file system's root or the home folder, which would confine nothing.
+func (f *Flags) rootFor(path string, repo *config.Repository) (string, error) {
 	if f.Root != "" {
 		if abs, err := filepath.Abs(f.Root); err == nil {
-			return abs
+			return abs, nil
 		}
-		return f.Root
+		return f.Root, nil
 	}
+	root := implicitRoot(path, repo)
+	if home, err := os.UserHomeDir(); root == filepath.Dir(root) || (err == nil && root == filepath.Clean(home)) {
+		return "", fmt.Errorf("refusing to render with %s as the folder reads are confined to, as it holds far more than manifests: run inside a repository (a folder with .git or %s) or pass --root", root, config.FileName)
+	}
+	return root, nil
+}
+
+// implicitRoot is rootFor without --root.
+func implicitRoot(path string, repo *config.Repository) string {
 	if repo != nil && isWithin(repo.Dir, path) {
 		return repo.Dir
 	}
@@ -137,24 +153,47 @@ func (f *Flags) rootFor(path string, repo *config.Repository) string {
 	return path
 }
 
-// render renders the target. The namespace flag, when set, overrides the
-// app's namespace.
+// render renders the target, in a sandbox unless --sandbox=false. The
+// namespace flag, when set, overrides the app's namespace.
 func (f *Flags) render(ctx context.Context, t *target) (*render.Result, error) {
 	namespace := ""
 	if f.Kube.Namespace != nil {
 		namespace = *f.Kube.Namespace
 	}
+	var runner sandbox.Runner
 	if t.app == nil && !t.all {
-		return render.Path(ctx, t.path, render.Options{Root: t.root, Namespace: namespace})
+		opts := render.Options{Root: t.root, Namespace: namespace}
+		if f.Sandbox {
+			return runner.Path(ctx, t.path, opts)
+		}
+		return render.Path(ctx, t.path, opts)
 	}
 	opts, err := f.appOptions(t)
 	if err != nil {
 		return nil, err
 	}
-	if t.all {
+	switch {
+	case t.all && f.Sandbox:
+		return runner.Repository(ctx, t.repo, opts)
+	case t.all:
 		return render.Repository(ctx, t.repo, opts)
+	case f.Sandbox:
+		return runner.App(ctx, t.repo, *t.app, opts)
 	}
 	return render.App(ctx, t.repo, *t.app, opts)
+}
+
+// checkedHelmRelease prepares a Helm app for installation as helmRelease
+// does, after rendering its chart in the sandbox: the Helm SDK renders the
+// release's templates again in this process, so a template that would
+// exhaust memory or loop must stop the sandboxed render first.
+func (f *Flags) checkedHelmRelease(ctx context.Context, t *target, app *config.App) (*render.HelmRelease, error) {
+	if f.Sandbox && t.repo != nil {
+		if _, err := f.render(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	return f.helmRelease(ctx, t, app)
 }
 
 // isRenderable reports whether dir is a kustomization or a chart, which
@@ -176,7 +215,9 @@ func sourceCache() (string, error) {
 // printWarnings writes a render's warnings to w, kubectl style.
 func printWarnings(w io.Writer, res *render.Result) {
 	for _, warning := range res.Warnings {
-		fmt.Fprintf(w, "Warning: %s\n", warning)
+		// A warning can carry a file or object name from the tree:
+		// control characters are shown, never sent to the terminal.
+		fmt.Fprintf(w, "Warning: %s\n", report.EscapeText(warning))
 	}
 }
 
@@ -192,4 +233,15 @@ func appNames(repo *config.Repository) []string {
 func isWithin(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// errorText is err's message for the terminal: each line escaped (an error
+// can quote a file or object name from the tree, and its control characters
+// must be shown, not run), continuation lines indented by indent.
+func errorText(err error, indent string) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, line := range lines {
+		lines[i] = report.EscapeText(line)
+	}
+	return strings.Join(lines, "\n"+indent)
 }
