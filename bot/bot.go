@@ -6,6 +6,7 @@
 package bot
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -25,12 +26,15 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	readTimeout       = 30 * time.Second
 	writeTimeout      = 30 * time.Second
-	maxHeaderBytes    = 256 << 10
+	// idleTimeout closes a keep-alive connection with no next request.
+	idleTimeout    = 60 * time.Second
+	maxHeaderBytes = 256 << 10
 	// shutdownTimeout bounds how long Run waits for requests and jobs to
 	// finish once its context ends.
 	shutdownTimeout = 15 * time.Second
 
-	seenMax = 10000
+	// seenMax holds two keys per delivery (its id and its body's hash).
+	seenMax = 20000
 	seenTTL = 24 * time.Hour
 )
 
@@ -61,6 +65,7 @@ type Bot struct {
 	metrics  *Metrics
 	queue    *queue
 	seen     *seenSet
+	bodies   *byteBudget
 	patterns map[scm.Kind][]string
 	handler  http.Handler
 	ready    atomic.Bool
@@ -99,6 +104,7 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 	}
 	b.queue = newQueue(func(n int) { b.metrics.queueDepth.Set(float64(n)) })
 	b.seen = newSeenSet(seenMax, seenTTL, b.now)
+	b.bodies = newByteBudget(cfg.MaxBodyBytesInFlight, func(n int64) { b.metrics.bodyBytes.Set(float64(n)) })
 
 	mux := http.NewServeMux()
 	configured := map[scm.Kind][]string{}
@@ -155,12 +161,16 @@ func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 		return errors.New("bot: Run called twice")
 	}
+	maxConns := connectionLimit(b.cfg.MaxConnections, openFileLimit())
+	limited := newConnLimiter(ln, maxConns, b.metrics)
 	srv := &http.Server{
 		Handler:           b.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         limited.state,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}
 
@@ -172,10 +182,10 @@ func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	workers.Go(func() { b.reconcileLoop(workCtx) })
 	b.ready.Store(true)
-	b.log.Info("bot listening", "addr", ln.Addr().String(), "workers", b.cfg.Workers)
+	b.log.Info("bot listening", "addr", ln.Addr().String(), "workers", b.cfg.Workers, "maxConnections", maxConns)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(limited) }()
 
 	var errs []error
 	select {
@@ -209,4 +219,117 @@ func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
 		errs = append(errs, errors.New("jobs did not stop within the shutdown timeout"))
 	}
 	return errors.Join(errs...)
+}
+
+// connectionLimit is the connection bound: the configured one, and below
+// the open-file limit by a tenth of it (at least 256 descriptors) for the
+// forge clients, the API server, checkouts and render processes.
+func connectionLimit(configured int, fileLimit uint64) int {
+	if fileLimit == 0 {
+		return configured
+	}
+	reserve := max(fileLimit/10, 256)
+	avail := fileLimit / 2
+	if fileLimit > 2*reserve {
+		avail = fileLimit - reserve
+	}
+	return int(min(uint64(configured), max(avail, 1)))
+}
+
+// connLimiter holds the number of open connections at its bound. At the
+// bound, a new connection is admitted by closing the oldest one without a
+// request in progress (just accepted, sending its headers, or idle between
+// requests), else the oldest one at all: a flood of idle or slow sockets
+// cannot keep /healthz and /readyz out, and the descriptors it can take
+// stay below the process's limit.
+type connLimiter struct {
+	net.Listener
+	max     int
+	metrics *Metrics
+
+	mu      sync.Mutex
+	waiting list.List // *limitedConn without a request in progress, oldest first
+	active  list.List // *limitedConn with a request in progress, oldest first
+}
+
+// limitedConn is a connection the limiter tracks until it closes.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	in   *list.List // waiting or active; nil once untracked
+	elem *list.Element
+}
+
+func newConnLimiter(ln net.Listener, maxConns int, m *Metrics) *connLimiter {
+	return &connLimiter{Listener: ln, max: maxConns, metrics: m}
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	lc := &limitedConn{Conn: c, l: l}
+	var victim *limitedConn
+	l.mu.Lock()
+	if l.waiting.Len()+l.active.Len() >= l.max {
+		from := &l.waiting
+		if from.Len() == 0 {
+			from = &l.active
+		}
+		victim = from.Front().Value.(*limitedConn)
+		l.untrackLocked(victim)
+	}
+	l.moveLocked(lc, &l.waiting)
+	l.mu.Unlock()
+	if victim != nil {
+		l.metrics.connsEvicted.Inc()
+		_ = victim.Conn.Close()
+	}
+	return lc, nil
+}
+
+// state is the server's ConnState hook.
+func (l *connLimiter) state(c net.Conn, s http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lc.in == nil {
+		return
+	}
+	switch s {
+	case http.StateActive:
+		l.moveLocked(lc, &l.active)
+	case http.StateIdle:
+		l.moveLocked(lc, &l.waiting)
+	case http.StateHijacked, http.StateClosed:
+		l.untrackLocked(lc)
+	}
+}
+
+func (l *connLimiter) moveLocked(lc *limitedConn, to *list.List) {
+	if lc.in != nil {
+		lc.in.Remove(lc.elem)
+	}
+	lc.in, lc.elem = to, to.PushBack(lc)
+	l.metrics.connections.Set(float64(l.waiting.Len() + l.active.Len()))
+}
+
+func (l *connLimiter) untrackLocked(lc *limitedConn) {
+	if lc.in == nil {
+		return
+	}
+	lc.in.Remove(lc.elem)
+	lc.in, lc.elem = nil, nil
+	l.metrics.connections.Set(float64(l.waiting.Len() + l.active.Len()))
+}
+
+func (c *limitedConn) Close() error {
+	c.l.mu.Lock()
+	c.l.untrackLocked(c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
 }

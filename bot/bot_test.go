@@ -163,6 +163,7 @@ type harness struct {
 	mu    sync.Mutex
 	calls []call
 	bot   *Bot
+	addr  string // where start serves
 }
 
 func testConfig() Config {
@@ -229,6 +230,7 @@ func (h *harness) start() (stop func() error) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(h.t.Context())
 	done := make(chan error, 1)
 	go func() { done <- b.Serve(ctx, ln) }()

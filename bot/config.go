@@ -22,6 +22,15 @@ const (
 	DefaultReconcileInterval = 5 * time.Minute
 	// DefaultMaxBodyBytes matches Flux's receiver limit (3 MiB).
 	DefaultMaxBodyBytes int64 = 3 << 20
+	// DefaultMaxBodyBytesInFlight bounds the webhook bodies held in memory
+	// at once, verified or not: 64 MiB, twice that with the garbage
+	// collector's headroom, leaves the bot far below the Deployment's
+	// 512 Mi limit with its other memory (about 100 MB).
+	DefaultMaxBodyBytesInFlight int64 = 64 << 20
+	// DefaultMaxConnections bounds open HTTP connections (further bounded
+	// by the open-file limit): an idle connection costs about 10 KB of
+	// buffers and goroutine stack, so 4,096 cost about 40 MB.
+	DefaultMaxConnections = 4096
 )
 
 // Config is the bot's service configuration: a YAML file whose secrets are
@@ -47,6 +56,23 @@ type Config struct {
 	AllowForks bool `yaml:"allowForks"`
 	// MaxBodyBytes bounds a webhook body; larger deliveries get 413.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// MaxBodyBytesInFlight bounds the bodies of all webhook deliveries
+	// being read or handled at once (a chunked one counts as
+	// MaxBodyBytes); a delivery that finds no room within a short wait gets
+	// 503 with Retry-After. Default 64 MiB, at least MaxBodyBytes.
+	MaxBodyBytesInFlight int64 `yaml:"maxBodyBytesInFlight"`
+	// MaxConnections bounds open HTTP connections; at the bound the oldest
+	// connection without a request in progress is closed for the new one,
+	// so /healthz and /readyz keep answering. Default 4096, and always
+	// below the open-file limit with headroom.
+	MaxConnections int `yaml:"maxConnections"`
+	// Render bounds every render of a pull request, each run in a child
+	// process with no network: timeout (wall time, default 60s), memory
+	// (a quantity such as 1Gi or 512Mi, default 1Gi), cpu (CPU time,
+	// default the timeout) and maxOutputBytes (default 256 MiB). A render
+	// over a limit is stopped and reported in the comment as that app's
+	// error; other apps and pull requests go on.
+	Render RenderConfig `yaml:"render"`
 }
 
 // GitHubConfig configures the GitHub forge (a GitHub App, or a token).
@@ -142,6 +168,12 @@ func (c *Config) ApplyDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.MaxBodyBytesInFlight == 0 {
+		c.MaxBodyBytesInFlight = max(DefaultMaxBodyBytesInFlight, c.MaxBodyBytes)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 }
 
 // Validate reports every problem with the configuration at once. A forge
@@ -192,6 +224,13 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("maxBodyBytes must be positive, got %d", c.MaxBodyBytes))
 	}
+	if c.MaxBodyBytesInFlight < c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("maxBodyBytesInFlight (%d) must be at least maxBodyBytes (%d), or no chunked delivery could be read", c.MaxBodyBytesInFlight, c.MaxBodyBytes))
+	}
+	if c.MaxConnections < 16 {
+		errs = append(errs, fmt.Errorf("maxConnections must be at least 16, got %d", c.MaxConnections))
+	}
+	errs = append(errs, c.Render.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid bot config: %w", errors.Join(errs...))
 	}

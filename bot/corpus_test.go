@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +20,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/gitlab"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
 )
 
 // These tests replay public payload corpora through the bot's real HTTP

@@ -24,6 +24,9 @@ type Metrics struct {
 	jobDuration    *prometheus.HistogramVec
 	queueDepth     prometheus.Gauge
 	rateLimitWaits prometheus.Counter
+	bodyBytes      prometheus.Gauge
+	connections    prometheus.Gauge
+	connsEvicted   prometheus.Counter
 
 	forgeRequests    *prometheus.CounterVec
 	forgeWaits       *prometheus.CounterVec
@@ -55,6 +58,18 @@ func NewMetrics() *Metrics {
 			Name: "gitops_bot_rate_limit_waits_total",
 			Help: "Jobs re-queued to wait for a forge rate limit to reset.",
 		}),
+		bodyBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitops_bot_webhook_body_bytes_in_flight",
+			Help: "Bytes of the body budget (maxBodyBytesInFlight) held by webhook deliveries being read or handled.",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitops_bot_http_connections",
+			Help: "Open HTTP connections (bounded by maxConnections).",
+		}),
+		connsEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitops_bot_http_connections_evicted_total",
+			Help: "Connections closed at the connection bound to admit a new one, oldest without a request in progress first.",
+		}),
 		forgeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitops_bot_forge_requests_total",
 			Help: `Forge API requests by provider and response status class ("2xx" … "5xx", or "error" when no response came).`,
@@ -70,6 +85,7 @@ func NewMetrics() *Metrics {
 	}
 	m.registry.MustRegister(
 		m.webhooks, m.jobs, m.jobDuration, m.queueDepth, m.rateLimitWaits,
+		m.bodyBytes, m.connections, m.connsEvicted,
 		m.forgeRequests, m.forgeWaits, m.forgeWaitSeconds,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

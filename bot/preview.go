@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
@@ -49,6 +52,63 @@ type Previewer struct {
 	// MaxCommentBytes is a forge's limit on a comment (default: GitHub
 	// 65,536, GitLab 1,000,000).
 	MaxCommentBytes func(scm.Kind) int
+	// Sandbox runs every render of a pull request (and of a fork's base) in
+	// a child process with no network and bounded time, memory and output;
+	// the zero value has the defaults. Git sources are fetched here first.
+	Sandbox sandbox.Runner
+}
+
+// RenderConfig is the render block of the bot's config: the limits of the
+// render sandbox. Zero fields take the sandbox's defaults.
+type RenderConfig struct {
+	Timeout        time.Duration `yaml:"timeout"`
+	Memory         ByteSize      `yaml:"memory"`
+	CPU            time.Duration `yaml:"cpu"`
+	MaxOutputBytes ByteSize      `yaml:"maxOutputBytes"`
+}
+
+// Runner is the sandbox these limits describe.
+func (c RenderConfig) Runner() sandbox.Runner {
+	return sandbox.Runner{Timeout: c.Timeout, Memory: int64(c.Memory), CPU: c.CPU, MaxOutputBytes: int64(c.MaxOutputBytes)}
+}
+
+func (c RenderConfig) validate() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"render.timeout", c.Timeout < 0},
+		{"render.memory", c.Memory < 0},
+		{"render.cpu", c.CPU < 0},
+		{"render.maxOutputBytes", c.MaxOutputBytes < 0},
+	} {
+		if f.neg {
+			errs = append(errs, fmt.Errorf("%s must not be negative; leave it out for the default", f.name))
+		}
+	}
+	if c.Memory > 0 && c.Memory < 64<<20 {
+		errs = append(errs, fmt.Errorf("render.memory %d is below 64Mi, too little for any render", c.Memory))
+	}
+	return errs
+}
+
+// ByteSize is a number of bytes, written in YAML as a number or a
+// Kubernetes quantity ("512Mi", "1Gi").
+type ByteSize int64
+
+// UnmarshalYAML reads a number or a quantity.
+func (b *ByteSize) UnmarshalYAML(node *yaml.Node) error {
+	q, err := resource.ParseQuantity(node.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a size: write bytes or a quantity such as 512Mi or 1Gi", node.Line, node.Value)
+	}
+	n, ok := q.AsInt64()
+	if !ok {
+		return fmt.Errorf("line %d: %q is not a whole number of bytes", node.Line, node.Value)
+	}
+	*b = ByteSize(n)
+	return nil
 }
 
 // Preview brings the preview of pr up to date. The pull request is read
@@ -191,7 +251,7 @@ func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullR
 		}
 		o := opts
 		o.Namespace = appNamespace(app)
-		res, err := render.App(ctx, head, app, o)
+		res, err := p.Sandbox.App(ctx, head, app, o)
 		if err != nil {
 			renderErr[app.Name] = err
 			continue
@@ -219,7 +279,7 @@ func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullR
 			// An app with a Git source: fetched now that it is touched.
 			o := opts
 			o.Namespace = appNamespace(app)
-			rendered[app.Name], renderErr[app.Name] = render.App(ctx, head, app, o)
+			rendered[app.Name], renderErr[app.Name] = p.Sandbox.App(ctx, head, app, o)
 		}
 		switch {
 		case remote:
@@ -242,24 +302,16 @@ func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullR
 // loadHead reads the pull request's gitops.yaml from its checkout. Errors
 // name the file as the repository does, not by its place in the cache.
 func loadHead(dir string) (*config.Repository, error) {
-	name := config.FileName + " (pull request)"
-	f, err := os.Open(filepath.Join(dir, config.FileName))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("the pull request deletes %s; nothing to preview", config.FileName)
-		}
-		return nil, fmt.Errorf("read %s: %w", name, err)
+	// Read through the checkout's confinement: a gitops.yaml that is a
+	// symlink out of the tree, a FIFO or a folder is refused, and errors
+	// never quote the file's content.
+	repo, err := config.LoadFile(dir, config.FileName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the pull request deletes %s; nothing to preview", config.FileName)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, config.MaxFileBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("the pull request's %w", err)
 	}
-	repo, err := config.Parse(name, data)
-	if err != nil {
-		return nil, err
-	}
-	repo.Dir, repo.File = dir, filepath.Join(dir, config.FileName)
 	return repo, nil
 }
 
@@ -365,7 +417,7 @@ func (p *Previewer) offlineDiff(ctx context.Context, base *config.Repository, ap
 	if old, ok := base.App(app.Name); ok {
 		o := opts
 		o.Root, o.Namespace = base.Dir, appNamespace(*old)
-		res, err := render.App(ctx, base, *old, o)
+		res, err := p.Sandbox.App(ctx, base, *old, o)
 		if err != nil {
 			return nil, fmt.Errorf("render the base: %w", err)
 		}

@@ -7,7 +7,10 @@
 #   2. intake throughput: signed deliveries verified per second, through the
 #      running binary over loopback and in-process (BenchmarkIntake), against
 #      the bare HMAC-SHA256 verification of the same payload, the limit;
-#   3. resident memory of the gitops-bot process (/proc/PID/status).
+#   3. resident memory of the gitops-bot process (/proc/PID/status);
+#   4. the intake under attack (issue 7): peak memory and /healthz latency
+#      while 500 clients upload unsigned 3 MiB bodies and 20,000 idle
+#      connections are held (integration/bot_load_test.go).
 #
 #   hack/bench-bot.sh                       # about 1-2 minutes on 2 cores
 #   PUSHES=20 LOAD_SECONDS=10 hack/bench-bot.sh
@@ -56,6 +59,15 @@ if ! GITOPS_BOT_BIN="$bot" BENCH_BOT_OUT="$out" BENCH_BOT_LOG="$work/bot.log" \
 fi
 cat "$work/bench.txt" >&2
 grep -q '^BenchmarkBotProcess' "$work/bench.txt" || { log "BenchmarkBotProcess did not run"; exit 1; }
+
+log "running the intake attack test (500 unsigned 3 MiB uploads, 20,000 idle connections)"
+if ! GITOPS_LOAD_TEST=1 BENCH_BOT_OUT="$out" timeout 400 go test ./integration -run '^TestBotIntakeUnderAttack$' \
+  -count 1 -v -timeout 390s > "$work/attack.txt" 2>&1; then
+  log "the attack test failed:"
+  cat "$work/attack.txt" >&2
+  exit 1
+fi
+grep -E 'uploads:|bot memory:|/healthz:|idle connections' "$work/attack.txt" >&2 || true
 
 # The process benchmark again, from a cold page cache, as a freshly started
 # pod runs: a binary just written by go build is all in the page cache, and
@@ -128,7 +140,8 @@ section="$work/section.md"
   echo "- Intake, process: $(get load_clients) client goroutines in the benchmark process (a second process; keep-alive"
   echo "  HTTP/1.1 over loopback) POST the same signed $(get payload_bytes)-byte payload (GitHub's own"
   echo "  \`pull_request.synchronize\` example, identities rewritten) for $(fmt load_seconds '%.1f') s, each with a"
-  echo "  unique \`X-GitHub-Delivery\`, so none is short-cut as a duplicate; only 202 Accepted counts"
+  echo "  unique \`X-GitHub-Delivery\` and a distinct body (a sequence field the bot ignores, signed per"
+  echo "  delivery: the intake also dedupes on the body's hash), so none is short-cut as a duplicate; only 202 Accepted counts"
   echo "  ($(fmt load_accepted '%d') accepted, $(fmt load_failed '%d') not). Each delivery is read, verified by"
   echo "  \`github.NewWebhooks\`, parsed, allowlisted, deduplicated, queued and logged; the queue"
   echo "  coalesces them into jobs for the PR ($(fmt load_jobs '%d') ran), which find the comment current"
@@ -160,6 +173,9 @@ section="$work/section.md"
   echo "| cold start: resident memory, peak (VmHWM, whole run) | **$(coldv hwm_end_mb '%.1f MB')** | < 100 MB | $(coldmeets hwm_end_mb) |"
   echo "| cold start: resident memory under intake load, max sample (VmRSS) | $(coldv rss_load_max_mb '%.1f MB') | < 100 MB | $(coldmeets rss_load_max_mb) |"
   echo "| cold start: anonymous / file-backed (RssAnon / RssFile, end) | $(coldv rss_anon_end_mb '%.1f') / $(coldv rss_file_end_mb '%.1f MB') | — | |"
+  echo "| under attack (500 unsigned 3 MiB uploads, $(fmt attack_idle '%.0f') idle connections, 15 s): peak VmHWM | **$(fmt attack_hwm_mb '%.1f MB')** | < 512 Mi (the Deployment's limit) | $(meets attack_hwm_mb '<' 512) |"
+  echo "| under attack: VmRSS before / max sample | $(fmt attack_rss_base_mb '%.1f') / $(fmt attack_rss_max_mb '%.1f MB') | — | |"
+  echo "| under attack: \`/healthz\` p50 / max ($(fmt attack_healthz_probes '%.0f') probes, a new connection each) | $(fmt attack_healthz_p50_ms '%.0f') / **$(fmt attack_healthz_max_ms '%.0f ms')** | < 1 s | $(meets attack_healthz_max_ms '<' 1000) |"
   echo
   echo "Ratios: intake ÷ its limit is **$(ratio intake_process_per_s hmac_process_per_s)** for the process over loopback and"
   echo "$(ratio intake_inproc_per_s hmac_inproc_per_s) in-process: verification is not what bounds the intake;"

@@ -9,17 +9,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
-	"helm.sh/helm/v4/pkg/kube"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"helm.sh/helm/v4/pkg/kube"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-gitops/kubectl-gitops/bot"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/gitlab"
@@ -27,6 +28,10 @@ import (
 )
 
 func main() {
+	// The render sandbox is this program, re-executed.
+	if len(os.Args) > 1 && os.Args[1] == sandbox.Command {
+		os.Exit(sandbox.Main())
+	}
 	// Helm's SDK applies as the program's name unless told otherwise; keep
 	// Helm releases apart from kubectl-gitops's own field manager.
 	kube.ManagedFieldsManager = cluster.HelmFieldManager
@@ -133,6 +138,7 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 		DefaultCluster: cfg.DefaultCluster,
 		CacheDir:       cfg.CacheDir,
 		AllowForks:     cfg.AllowForks,
+		Sandbox:        cfg.Render.Runner(),
 	}
 	// A command forces a fresh preview; webhooks and reconciles leave one
 	// already posted for the current head alone.

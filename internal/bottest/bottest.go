@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ type Options struct {
 	// Logs receives the bot's log (nil: kept in a file in the test's
 	// temporary folder, printed when the test fails).
 	Logs io.Writer
+	// Env is added to the bot's environment (e.g. GOMEMLIMIT).
+	Env []string
 	// ColdStart empties the kernel's page cache first (root only), so the
 	// binary starts as a freshly scheduled pod's would, not from the pages
 	// `go build` just wrote.
@@ -92,6 +95,7 @@ reconcileInterval: 1h
 	}
 	cmd := exec.Command(opts.Binary, "--config", config)
 	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+opts.WebhookSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
+	cmd.Env = append(cmd.Env, opts.Env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -125,6 +129,47 @@ reconcileInterval: 1h
 	}
 	tb.Fatalf("gitops-bot did not become ready in 30s")
 	return nil
+}
+
+// HoldIdle opens n idle TCP connections to addr (loopback only) that send
+// nothing, in connhold processes of at most perProcess connections each so
+// they do not count against the test's open-file limit, and holds them
+// until tb ends. It returns how many were opened.
+func HoldIdle(tb testing.TB, addr string, n, perProcess int) int {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "connhold")
+	build := exec.Command("go", "build", "-o", bin, "github.com/kubectl-gitops/kubectl-gitops/internal/bottest/connhold")
+	if out, err := build.CombinedOutput(); err != nil {
+		tb.Fatalf("building connhold: %v\n%s", err, out)
+	}
+	opened := 0
+	for n > 0 {
+		k := min(n, perProcess)
+		n -= k
+		cmd := exec.Command(bin, "-addr", addr, "-n", strconv.Itoa(k))
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() {
+			_ = stdin.Close()
+			_ = cmd.Wait()
+		})
+		var ok, failed int
+		if _, err := fmt.Fscanf(stdout, "ready %d %d\n", &ok, &failed); err != nil {
+			tb.Fatalf("connhold: %v", err)
+		}
+		opened += ok
+	}
+	return opened
 }
 
 // dropPageCache writes dirty pages back and empties the page cache.

@@ -244,6 +244,10 @@ var (
 	ErrUnauthorized = errors.New("the forge refused the credentials")
 	// ErrBadSignature: a webhook delivery failed verification.
 	ErrBadSignature = errors.New("webhook signature does not match")
+	// ErrInvalidEvent: an authenticated delivery of a kind the bot reads is
+	// structurally invalid (no pull request, a number below 1, no
+	// repository). It is never queued.
+	ErrInvalidEvent = errors.New("webhook delivery is structurally invalid")
 )
 
 // RateLimitError says the forge's rate limit was hit and when to try again.

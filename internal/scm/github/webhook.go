@@ -1,6 +1,7 @@
 package github
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -94,6 +95,10 @@ func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 	if !slices.Contains(handled, kind) {
 		return ev, nil
 	}
+	// A delivery is a JSON object: null would decode as a nil event.
+	if t := bytes.TrimSpace(payload); len(t) == 0 || t[0] != '{' {
+		return nil, fmt.Errorf("github: a %s delivery that is not a JSON object: %w", kind, scm.ErrInvalidEvent)
+	}
 	parsed, err := gh.ParseWebHook(kind, payload)
 	if err != nil {
 		return nil, fmt.Errorf("github: parsing a %s delivery: %w", kind, err)
@@ -118,11 +123,12 @@ func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 	case *gh.PullRequestEvent:
 		ev.Kind = scm.EventPullRequest
 		ev.Action = e.GetAction()
-		ev.Repo = repoRef(e.GetRepo())
-		ev.PR = &scm.PRRef{Repo: ev.Repo, Number: e.GetPullRequest().GetNumber()}
-		ev.HeadSHA = e.GetPullRequest().GetHead().GetSHA()
 		ev.Sender = e.GetSender().GetLogin()
 		ev.InstallationID = e.GetInstallation().GetID()
+		if err := pullRequestRef(ev, kind, e.GetRepo(), e.GetPullRequest().GetNumber()); err != nil {
+			return nil, err
+		}
+		ev.HeadSHA = e.GetPullRequest().GetHead().GetSHA()
 	case *gh.PullRequestReviewEvent:
 		ev.Action = e.GetAction()
 		ev.Repo = repoRef(e.GetRepo())
@@ -131,7 +137,9 @@ func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 		switch ev.Action {
 		case "submitted", "dismissed", "edited":
 			ev.Kind = scm.EventReview
-			ev.PR = &scm.PRRef{Repo: ev.Repo, Number: e.GetPullRequest().GetNumber()}
+			if err := pullRequestRef(ev, kind, e.GetRepo(), e.GetPullRequest().GetNumber()); err != nil {
+				return nil, err
+			}
 			ev.HeadSHA = e.GetPullRequest().GetHead().GetSHA()
 		}
 	case *gh.IssueCommentEvent:
@@ -139,18 +147,30 @@ func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 		ev.Repo = repoRef(e.GetRepo())
 		ev.Sender = e.GetSender().GetLogin()
 		ev.InstallationID = e.GetInstallation().GetID()
-		if e.GetIssue().IsPullRequest() && (ev.Action == "created" || ev.Action == "edited") {
+		issue := e.GetIssue()
+		if issue == nil {
+			return nil, fmt.Errorf("github: an issue_comment delivery without its issue: %w", scm.ErrInvalidEvent)
+		}
+		if issue.IsPullRequest() && (ev.Action == "created" || ev.Action == "edited") {
 			ev.Kind = scm.EventComment
-			ev.PR = &scm.PRRef{Repo: ev.Repo, Number: e.GetIssue().GetNumber()}
+			if err := pullRequestRef(ev, kind, e.GetRepo(), issue.GetNumber()); err != nil {
+				return nil, err
+			}
+			if e.GetComment() == nil || e.GetComment().GetUser().GetLogin() == "" {
+				return nil, fmt.Errorf("github: an issue_comment delivery without its comment or author: %w", scm.ErrInvalidEvent)
+			}
 			c := comment(e.GetComment())
 			ev.Comment = &c
 		}
 	case *gh.PushEvent:
-		r := e.GetRepo()
-		ev.Repo = scm.RepoRef{Kind: scm.GitHub, FullName: r.GetFullName(), ID: r.GetID()}
 		ev.Sender = e.GetSender().GetLogin()
 		ev.InstallationID = e.GetInstallation().GetID()
 		if b, ok := strings.CutPrefix(e.GetRef(), "refs/heads/"); ok {
+			r := e.GetRepo()
+			if r.GetFullName() == "" {
+				return nil, fmt.Errorf("github: a push delivery without its repository: %w", scm.ErrInvalidEvent)
+			}
+			ev.Repo = scm.RepoRef{Kind: scm.GitHub, FullName: r.GetFullName(), ID: r.GetID()}
 			ev.Kind = scm.EventPush
 			ev.Branch = b
 			ev.HeadSHA = e.GetAfter()
@@ -167,6 +187,21 @@ func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 		ev.InstallationID = e.GetInstallation().GetID()
 	}
 	return ev, nil
+}
+
+// pullRequestRef sets ev's repository and pull request, and refuses a
+// delivery that names no repository or no pull request (null, missing, or a
+// number below 1): it must never become a job.
+func pullRequestRef(ev *scm.Event, kind string, repo *gh.Repository, number int) error {
+	if repo.GetFullName() == "" {
+		return fmt.Errorf("github: a %s delivery without its repository: %w", kind, scm.ErrInvalidEvent)
+	}
+	if number < 1 {
+		return fmt.Errorf("github: a %s delivery without a valid pull request number: %w", kind, scm.ErrInvalidEvent)
+	}
+	ev.Repo = scm.RepoRef{Kind: scm.GitHub, FullName: repo.GetFullName(), ID: repo.GetID()}
+	ev.PR = &scm.PRRef{Repo: ev.Repo, Number: number}
+	return nil
 }
 
 // payloadOf returns the JSON of a delivery, which GitHub sends either as the

@@ -244,3 +244,32 @@ func TestParseCorpus(t *testing.T) {
 	}
 	t.Logf("events by kind: %v", seen)
 }
+
+// TestParseStructurallyInvalid: deliveries of the kinds the bot reads that
+// name no pull request or repository are ErrInvalidEvent, never a panic
+// and never an event with a pull request number below 1.
+func TestParseStructurallyInvalid(t *testing.T) {
+	w, err := NewWebhooks([]byte("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const repo = `"repository":{"id":1,"full_name":"acme/app"}`
+	for _, tc := range []struct{ event, body string }{
+		{"issue_comment", `{"action":"created","comment":{"body":"/gitops preview","user":{"login":"u"}},` + repo + `}`},
+		{"issue_comment", `{"action":"created","issue":null,` + repo + `}`},
+		{"issue_comment", `{"action":"created","issue":{"number":5,"pull_request":{}},"comment":null,` + repo + `}`},
+		{"issue_comment", `{"action":"created","issue":{"number":-1,"pull_request":{}},"comment":{"user":{"login":"u"}},` + repo + `}`},
+		{"pull_request", `{"action":"opened","pull_request":null,` + repo + `}`},
+		{"pull_request", `{"action":"opened","pull_request":{"number":0},` + repo + `}`},
+		{"pull_request", `{"action":"opened","pull_request":{"number":7},"repository":null}`},
+		{"pull_request_review", `{"action":"submitted","pull_request":null,` + repo + `}`},
+		{"push", `{"ref":"refs/heads/main","repository":null}`},
+		{"pull_request", `null`},
+		{"ping", `[]`},
+	} {
+		ev, err := w.Parse(http.Header{"X-Github-Event": {tc.event}}, []byte(tc.body))
+		if !errors.Is(err, scm.ErrInvalidEvent) {
+			t.Errorf("%s %s: %+v, %v; want ErrInvalidEvent", tc.event, tc.body, ev, err)
+		}
+	}
+}

@@ -165,11 +165,14 @@ func (w *Webhook) Parse(header http.Header, body []byte) (*scm.Event, error) {
 	}
 	switch p := payload.(type) {
 	case *gl.MergeEvent:
-		mergeEvent(ev, p)
+		err = mergeEvent(ev, p)
 	case *gl.MergeCommentEvent:
-		commentEvent(ev, p)
+		err = commentEvent(ev, p)
 	case *gl.PushEvent:
-		pushEvent(ev, p)
+		err = pushEvent(ev, p)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return ev, nil
 }
@@ -193,11 +196,27 @@ func unknownNote(err error) bool {
 	return strings.HasPrefix(err.Error(), "unexpected noteable type")
 }
 
-func mergeEvent(ev *scm.Event, p *gl.MergeEvent) {
+// mergeRequestRef checks that a delivery names its project and a merge
+// request (client-go decodes a null or missing object as its zero value).
+func mergeRequestRef(what string, repo scm.RepoRef, iid int64) (*scm.PRRef, error) {
+	if repo.FullName == "" {
+		return nil, fmt.Errorf("gitlab: a %s delivery without its project: %w", what, scm.ErrInvalidEvent)
+	}
+	if iid < 1 {
+		return nil, fmt.Errorf("gitlab: a %s delivery without a valid merge request iid: %w", what, scm.ErrInvalidEvent)
+	}
+	return &scm.PRRef{Repo: repo, Number: int(iid)}, nil
+}
+
+func mergeEvent(ev *scm.Event, p *gl.MergeEvent) error {
 	repo := scm.RepoRef{Kind: scm.GitLab, FullName: p.Project.PathWithNamespace, ID: p.Project.ID}
 	a := p.ObjectAttributes
+	pr, err := mergeRequestRef("merge request", repo, a.IID)
+	if err != nil {
+		return err
+	}
 	ev.Repo = repo
-	ev.PR = &scm.PRRef{Repo: repo, Number: int(a.IID)}
+	ev.PR = pr
 	ev.HeadSHA = a.LastCommit.ID
 	if p.User != nil {
 		ev.Sender = p.User.Username
@@ -224,16 +243,24 @@ func mergeEvent(ev *scm.Event, p *gl.MergeEvent) {
 	default:
 		ev.Action = a.Action
 	}
+	return nil
 }
 
-func commentEvent(ev *scm.Event, p *gl.MergeCommentEvent) {
+func commentEvent(ev *scm.Event, p *gl.MergeCommentEvent) error {
 	a := p.ObjectAttributes
 	if a.System {
-		return
+		return nil
 	}
 	repo := scm.RepoRef{Kind: scm.GitLab, FullName: p.Project.PathWithNamespace, ID: p.Project.ID}
 	if repo.ID == 0 {
 		repo.ID = p.ProjectID
+	}
+	pr, err := mergeRequestRef("note", repo, p.MergeRequest.IID)
+	if err != nil {
+		return err
+	}
+	if p.User == nil || p.User.Username == "" {
+		return fmt.Errorf("gitlab: a note delivery without its author: %w", scm.ErrInvalidEvent)
 	}
 	ev.Kind = scm.EventComment
 	ev.Action = "created"
@@ -241,24 +268,24 @@ func commentEvent(ev *scm.Event, p *gl.MergeCommentEvent) {
 		ev.Action = "edited"
 	}
 	ev.Repo = repo
-	ev.PR = &scm.PRRef{Repo: repo, Number: int(p.MergeRequest.IID)}
+	ev.PR = pr
 	ev.HeadSHA = p.MergeRequest.LastCommit.ID
-	c := &scm.Comment{ID: a.ID, Body: a.Note, CreatedAt: hookTime(a.CreatedAt), UpdatedAt: hookTime(a.UpdatedAt)}
-	if p.User != nil {
-		ev.Sender = p.User.Username
-		c.Author = p.User.Username
-	}
-	ev.Comment = c
+	ev.Sender = p.User.Username
+	ev.Comment = &scm.Comment{ID: a.ID, Author: p.User.Username, Body: a.Note, CreatedAt: hookTime(a.CreatedAt), UpdatedAt: hookTime(a.UpdatedAt)}
+	return nil
 }
 
-func pushEvent(ev *scm.Event, p *gl.PushEvent) {
+func pushEvent(ev *scm.Event, p *gl.PushEvent) error {
 	branch, ok := strings.CutPrefix(p.Ref, "refs/heads/")
 	if !ok {
-		return
+		return nil
 	}
 	repo := scm.RepoRef{Kind: scm.GitLab, FullName: p.Project.PathWithNamespace, ID: p.Project.ID}
 	if repo.ID == 0 {
 		repo.ID = p.ProjectID
+	}
+	if repo.FullName == "" {
+		return fmt.Errorf("gitlab: a push delivery without its project: %w", scm.ErrInvalidEvent)
 	}
 	ev.Kind = scm.EventPush
 	ev.Action = "pushed"
@@ -269,6 +296,7 @@ func pushEvent(ev *scm.Event, p *gl.PushEvent) {
 	ev.Branch = branch
 	ev.HeadSHA = p.After
 	ev.Sender = p.UserUsername
+	return nil
 }
 
 // hookTime parses the time formats GitLab hooks use ("2006-01-02 15:04:05

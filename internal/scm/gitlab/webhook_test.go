@@ -143,6 +143,7 @@ func TestParseCorpus(t *testing.T) {
 		t.Fatalf("corpus: %d files", len(corpus))
 	}
 	parsed := map[string]*scm.Event{}
+	invalid := map[string]bool{}
 	for _, p := range corpus {
 		name, event, body := p.Name, p.Event, p.Body
 		h := http.Header{"X-Gitlab-Event": {event}, "X-Gitlab-Token": {"s"}, "X-Gitlab-Event-Uuid": {"uuid-" + name}}
@@ -150,6 +151,11 @@ func TestParseCorpus(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		ev, err := w.Parse(h, body)
+		if errors.Is(err, scm.ErrInvalidEvent) {
+			invalid[name] = true
+			t.Logf("%-36s %-28s → invalid: %v", name, event, err)
+			continue
+		}
 		if err != nil {
 			t.Errorf("%s (%s): %v", name, event, err)
 			continue
@@ -164,9 +170,16 @@ func TestParseCorpus(t *testing.T) {
 		t.Logf("%-36s %-28s → %s %s", name, event, ev.Kind, ev.Action)
 	}
 
+	// client-go's group_merge_request.json has no iid: it names no merge
+	// request, so it must never become a job.
+	if !invalid["group_merge_request.json"] {
+		t.Errorf("group_merge_request.json (no iid): %+v, want ErrInvalidEvent", parsed["group_merge_request.json"])
+	}
+	if len(invalid) != 1 {
+		t.Errorf("invalid: %v, want only group_merge_request.json", invalid)
+	}
 	want := map[string]scm.EventKind{
 		"merge_request.json":         scm.EventPullRequest,
-		"group_merge_request.json":   scm.EventPullRequest,
 		"service_merge_request.json": scm.EventPullRequest,
 		"note_merge_request.json":    scm.EventComment,
 		"push.json":                  scm.EventPush,
@@ -294,5 +307,29 @@ func TestVerifySigningToken(t *testing.T) {
 	}
 	if _, err := NewWebhook("whsec_***"); err == nil {
 		t.Error("a malformed signing token was accepted")
+	}
+}
+
+// TestParseStructurallyInvalid: client-go decodes null or missing objects
+// as zero values; a merge request or note event without its merge request,
+// project or author is ErrInvalidEvent, never an event numbered 0.
+func TestParseStructurallyInvalid(t *testing.T) {
+	w, err := NewWebhook("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const project = `"project":{"id":1,"path_with_namespace":"g/app"}`
+	for _, tc := range []struct{ event, body string }{
+		{"Merge Request Hook", `{"object_kind":"merge_request",` + project + `,"object_attributes":null}`},
+		{"Merge Request Hook", `{"object_kind":"merge_request",` + project + `,"object_attributes":{"iid":-1}}`},
+		{"Merge Request Hook", `{"object_kind":"merge_request","project":null,"object_attributes":{"iid":3}}`},
+		{"Note Hook", `{"object_kind":"note","user":{"username":"u"},` + project + `,"object_attributes":{"noteable_type":"MergeRequest","note":"x"},"merge_request":null}`},
+		{"Note Hook", `{"object_kind":"note","user":null,` + project + `,"object_attributes":{"noteable_type":"MergeRequest","note":"x"},"merge_request":{"iid":3}}`},
+		{"Push Hook", `{"object_kind":"push","ref":"refs/heads/main","project":null}`},
+	} {
+		ev, err := w.Parse(http.Header{"X-Gitlab-Event": {tc.event}}, []byte(tc.body))
+		if !errors.Is(err, scm.ErrInvalidEvent) {
+			t.Errorf("%s %s: %+v, %v; want ErrInvalidEvent", tc.event, tc.body, ev, err)
+		}
 	}
 }
