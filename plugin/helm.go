@@ -68,9 +68,11 @@ func (f *Flags) helmRelease(ctx context.Context, t *target, app *config.App) (*r
 
 // helmDiff previews a Helm app against its deployed release: objects (hooks
 // included) and values, masked; everything created when there is no
-// release. Nothing is written to the cluster.
+// release. Nothing is written to the cluster. Helm's SDK renders the chart
+// again here, outside the sandbox, so it gets the same capped template
+// functions as the sandboxed render.
 func helmDiff(ctx context.Context, c *cluster.Client, rel *render.HelmRelease, opts diff.Options) (*diff.ChangeSet, error) {
-	return c.HelmDiff(ctx, clusterRelease(rel), cluster.HelmDiffOptions{Diff: opts})
+	return c.HelmDiff(ctx, clusterRelease(rel), cluster.HelmDiffOptions{Diff: opts, TemplateFuncs: render.HelmFuncs(ctx, render.Limits{})})
 }
 
 // helmApply installs or upgrades a Helm app's release; a failed upgrade is

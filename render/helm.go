@@ -231,12 +231,7 @@ func countHelmHooks(files map[string]string, known []*release.Hook) int {
 // next call of a bounded function, which checks ctx.
 func renderHelmTemplates(ctx context.Context, ch *chart.Chart, vals common.Values, limits Limits) (map[string]string, error) {
 	budget := &templateBudget{ctx: ctx, maxBytes: limits.MaxTotalBytes}
-	funcs := budget.funcs()
-	// Helm's client-only default, made explicit: a render never reads a
-	// cluster (RS-11).
-	funcs["lookup"] = func(string, string, string, string) (map[string]any, error) {
-		return map[string]any{}, nil
-	}
+	funcs := budget.untrusted()
 	eng := engine.Engine{EnableDNS: false, CustomTemplateFuncs: funcs}
 	type rendered struct {
 		files   map[string]string

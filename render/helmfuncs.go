@@ -50,6 +50,27 @@ type templateBudget struct {
 	refused error
 }
 
+// HelmFuncs returns the template functions for a chart from an untrusted
+// tree that is rendered outside render, by the Helm SDK itself (the live
+// diff of a Helm release, as action.Configuration.CustomTemplateFuncs): the
+// functions that take counts or sizes capped as Render caps them for limits,
+// stopping at their next call once ctx ends, and a lookup that reads
+// nothing. A refusal reaches the caller as the template's error.
+func HelmFuncs(ctx context.Context, limits Limits) template.FuncMap {
+	b := &templateBudget{ctx: ctx, maxBytes: limits.withDefaults().MaxTotalBytes}
+	return b.untrusted()
+}
+
+// untrusted is funcs with lookup returning nothing: Helm's client-only
+// default, made explicit, so a render never reads a cluster (RS-11).
+func (b *templateBudget) untrusted() template.FuncMap {
+	funcs := b.funcs()
+	funcs["lookup"] = func(string, string, string, string) (map[string]any, error) {
+		return map[string]any{}, nil
+	}
+	return funcs
+}
+
 // funcs returns Helm's functions that take counts or sizes (and the string
 // builders a template can double a value with), wrapped with the budget's
 // checks; they otherwise behave as Helm's own, which they call.

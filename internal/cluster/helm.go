@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"text/template"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -86,6 +88,12 @@ type HelmDiffOptions struct {
 	// of reading the cluster, for charts from untrusted changes: lookup
 	// could copy any object the caller can read into the printed diff.
 	DisableLookup bool
+	// TemplateFuncs override Helm's template functions, for charts from
+	// untrusted changes: render.HelmFuncs caps the functions that take
+	// counts or sizes, as the sandboxed render of the same chart does, so
+	// the SDK's own render of the release cannot be made to exhaust the
+	// caller's memory by them.
+	TemplateFuncs template.FuncMap
 }
 
 // HelmResult describes a release revision.
@@ -115,7 +123,7 @@ var ErrNoHelmRelease = errors.New("no such Helm release")
 // and no Helm plugins run.
 func (c *Client) HelmApply(ctx context.Context, rel HelmRelease, opts HelmOptions) (*HelmResult, error) {
 	ns := c.helmNamespace(rel.Namespace)
-	cfg, err := c.helmConfig(ns, false)
+	cfg, err := c.helmConfig(ns, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +200,7 @@ func (c *Client) HelmStatus(ctx context.Context, name, namespace string) (*HelmR
 		return nil, err
 	}
 	ns := c.helmNamespace(namespace)
-	cfg, err := c.helmConfig(ns, false)
+	cfg, err := c.helmConfig(ns, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +229,7 @@ func (c *Client) HelmStatus(ctx context.Context, name, namespace string) (*HelmR
 // release records them, not as the API server would merge them.
 func (c *Client) HelmDiff(ctx context.Context, rel HelmRelease, opts HelmDiffOptions) (*diff.ChangeSet, error) {
 	ns := c.helmNamespace(rel.Namespace)
-	cfg, err := c.helmConfig(ns, opts.DisableLookup)
+	cfg, err := c.helmConfig(ns, opts.DisableLookup, opts.TemplateFuncs)
 	if err != nil {
 		return nil, err
 	}
@@ -287,8 +295,9 @@ func (c *Client) HelmDiff(ctx context.Context, rel HelmRelease, opts HelmDiffOpt
 // helmConfig makes Helm's action configuration for a namespace from the
 // client's RESTClientGetter: release records in Secrets there, Helm's
 // logging discarded (errors are returned), no registry client. With
-// noLookup, templates' lookup returns nothing.
-func (c *Client) helmConfig(ns string, noLookup bool) (*action.Configuration, error) {
+// noLookup, templates' lookup returns nothing; funcs override Helm's
+// template functions.
+func (c *Client) helmConfig(ns string, noLookup bool, funcs template.FuncMap) (*action.Configuration, error) {
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
 	if err := cfg.Init(c.getter, ns, helmDriver); err != nil {
 		return nil, fmt.Errorf("setting up Helm for namespace %s: %w", ns, err)
@@ -297,11 +306,15 @@ func (c *Client) helmConfig(ns string, noLookup bool) (*action.Configuration, er
 		// The release's namespace, not the one of -n or the context.
 		kc.Namespace = ns
 	}
+	if noLookup || len(funcs) > 0 {
+		cfg.CustomTemplateFuncs = maps.Clone(funcs)
+		if cfg.CustomTemplateFuncs == nil {
+			cfg.CustomTemplateFuncs = template.FuncMap{}
+		}
+	}
 	if noLookup {
-		cfg.CustomTemplateFuncs = map[string]any{
-			"lookup": func(string, string, string, string) (map[string]any, error) {
-				return map[string]any{}, nil
-			},
+		cfg.CustomTemplateFuncs["lookup"] = func(string, string, string, string) (map[string]any, error) {
+			return map[string]any{}, nil
 		}
 	}
 	return cfg, nil

@@ -507,6 +507,36 @@ data:
 	}
 }
 
+// TestHelmDiffTemplateFuncs: the SDK's own render of a release from an
+// untrusted change (outside the sandbox) gets render's capped functions, so
+// a template that asks for a 3 GB string is refused before it is made,
+// while the chart's ordinary functions still work.
+func TestHelmDiffTemplateFuncs(t *testing.T) {
+	ns := env.Namespace(t)
+	c := newClient(t, Options{})
+	bomb := demoChart(t)
+	bomb.Templates = append(bomb.Templates, &common.File{Name: "templates/bomb.yaml", Data: []byte(`apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bomb
+data:
+  x: {{ repeat 3000000000 "x" | quote }}
+`)})
+	funcs := render.HelmFuncs(t.Context(), render.Limits{})
+	_, err := c.HelmDiff(t.Context(), HelmRelease{Name: "demo", Namespace: ns, Chart: bomb}, HelmDiffOptions{DisableLookup: true, TemplateFuncs: funcs})
+	if err == nil || !strings.Contains(err.Error(), "repeat") {
+		t.Fatalf("HelmDiff of a chart repeating a string 3e9 times = %v, want a refusal naming repeat", err)
+	}
+
+	cs, err := c.HelmDiff(t.Context(), HelmRelease{Name: "demo", Namespace: ns, Chart: demoChart(t)}, HelmDiffOptions{DisableLookup: true, TemplateFuncs: funcs})
+	if err != nil {
+		t.Fatalf("HelmDiff of the demo chart with capped functions: %v", err)
+	}
+	if !cs.HasChanges() {
+		t.Error("HelmDiff of a release not yet installed shows no changes")
+	}
+}
+
 // serveChartRepo serves the archives of chart demo at each version as an
 // HTTP chart repository at <url>/charts.
 func serveChartRepo(t *testing.T, versions ...string) string {
