@@ -34,7 +34,20 @@ type Options struct {
 	// the values differ without showing the lines. Zero means
 	// DefaultMaxWork.
 	MaxWork int
+	// MaxTotalWork bounds the steps of all the objects of one Objects call
+	// together, so that many objects each just under MaxWork cannot add up
+	// to a slow diff: once it is spent, the remaining objects that differ
+	// say so without lines. Zero means DefaultMaxTotalWork.
+	MaxTotalWork int
+
+	// budget is the steps left for the current Objects call; nil outside
+	// one.
+	budget *int
 }
+
+// DefaultMaxTotalWork is 20 objects' worth of DefaultMaxWork: about 2 s of
+// one core for a whole change set, whatever the input.
+const DefaultMaxTotalWork = 20 * DefaultMaxWork
 
 func (o Options) maxWork() int {
 	if o.MaxWork <= 0 {
@@ -92,6 +105,11 @@ func Objects(before, after []*unstructured.Unstructured, opts Options) (*ChangeS
 	slices.SortFunc(keys, compareKeys)
 
 	cs := &ChangeSet{Changes: make([]Change, 0, len(keys))}
+	budget := opts.MaxTotalWork
+	if budget <= 0 {
+		budget = DefaultMaxTotalWork
+	}
+	opts.budget = &budget
 	var errs []error
 	for _, k := range keys {
 		c, err := Pair(bs[k], as[k], opts)
@@ -182,7 +200,17 @@ func Pair(before, after *unstructured.Unstructured, opts Options) (Change, error
 	if a == nil {
 		to = "/dev/null"
 	}
-	c.Diff = unified(splitLines(by), splitLines(ay), from, to, opts.context(), opts.maxWork())
+	work := opts.maxWork()
+	if opts.budget != nil {
+		// A small floor: a one-line change still shows once the budget
+		// is spent, and 100,000 objects cost at most 10^8 steps more.
+		work = max(min(work, *opts.budget), 1_000)
+	}
+	var used int
+	c.Diff, used = unified(splitLines(by), splitLines(ay), from, to, opts.context(), work)
+	if opts.budget != nil {
+		*opts.budget -= used
+	}
 	return c, nil
 }
 

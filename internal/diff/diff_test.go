@@ -417,3 +417,55 @@ func TestPairHunkLineNumbers(t *testing.T) {
 		t.Errorf("hunk headers = %q, want %q\n%s", headers, want, c.Diff)
 	}
 }
+
+// TestObjectsTotalWork: many objects, each within MaxWork, cannot add up
+// to a slow diff: once MaxTotalWork is spent the rest say that they differ
+// without lines, while a small change still shows its hunk.
+func TestObjectsTotalWork(t *testing.T) {
+	lines := func(prefix string) string {
+		var b strings.Builder
+		for i := range 2000 {
+			fmt.Fprintf(&b, "%s-%d\n", prefix, i)
+		}
+		return b.String()
+	}
+	var before, after []*unstructured.Unstructured
+	for i := range 10 {
+		name := fmt.Sprintf("big-%02d", i)
+		before = append(before, cm(t, "ns", name, lines("a")))
+		after = append(after, cm(t, "ns", name, lines("b")))
+	}
+	before = append(before, cm(t, "ns", "small", "one"))
+	after = append(after, cm(t, "ns", "small", "two"))
+
+	for _, tt := range []struct {
+		name              string
+		maxWork, maxTotal int
+		wantTooLarge      bool
+	}{
+		{"unbounded", 1 << 40, 1 << 40, false},
+		{"total budget", 1 << 40, 30_000_000, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cs, err := Objects(before, after, Options{MaxWork: tt.maxWork, MaxTotalWork: tt.maxTotal})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs.Changes) != 11 {
+				t.Fatalf("%d changes, want 11", len(cs.Changes))
+			}
+			tooLarge := 0
+			for _, c := range cs.Changes {
+				if strings.Contains(c.Diff, "values differ (too large to show") {
+					tooLarge++
+				}
+				if c.Ref.Name == "small" && !strings.Contains(c.Diff, "-  key: one\n+  key: two\n") {
+					t.Errorf("the small change shows no hunk:\n%s", c.Diff)
+				}
+			}
+			if got := tooLarge > 0; got != tt.wantTooLarge {
+				t.Errorf("%d of 10 large objects too large to show; want some: %v", tooLarge, tt.wantTooLarge)
+			}
+		})
+	}
+}

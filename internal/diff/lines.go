@@ -29,14 +29,14 @@ func tooLargeLine(a, b int) string {
 // algorithm in linear space, after common prefix and suffix are stripped);
 // when finding it would take more than maxWork steps, the header is
 // followed by tooLargeLine instead of hunks. Both sides are assumed to
-// differ.
-func unified(a, b []string, from, to string, context, maxWork int) string {
+// differ. It also returns the steps it spent.
+func unified(a, b []string, from, to string, context, maxWork int) (string, int) {
 	var out strings.Builder
 	out.WriteString("--- " + from + "\n+++ " + to + "\n")
-	ops, err := editScript(a, b, maxWork)
+	ops, used, err := editScript(a, b, maxWork)
 	if err != nil {
 		out.WriteString(tooLargeLine(len(a), len(b)))
-		return out.String()
+		return out.String(), used
 	}
 	for _, g := range groupOps(ops, len(a), len(b), context) {
 		first, last := g[0], g[len(g)-1]
@@ -50,7 +50,7 @@ func unified(a, b []string, from, to string, context, maxWork int) string {
 			writeLines(&out, '+', b[op.j1:op.j2])
 		}
 	}
-	return out.String()
+	return out.String(), used
 }
 
 func writeLines(out *strings.Builder, prefix byte, lines []string) {
@@ -116,7 +116,7 @@ func groupOps(ops []op, na, nb, n int) [][]op {
 
 // editScript returns the runs of equal and changed lines that turn a into
 // b with the fewest deleted and inserted lines.
-func editScript(a, b []string, maxWork int) ([]op, error) {
+func editScript(a, b []string, maxWork int) ([]op, int, error) {
 	// Compare lines as small integers: one hash per line instead of a
 	// string comparison per step.
 	ids := make(map[string]int32, len(a))
@@ -136,9 +136,9 @@ func editScript(a, b []string, maxWork int) ([]op, error) {
 	m.delA = make([]bool, len(a))
 	m.insB = make([]bool, len(b))
 	if err := m.compare(0, len(a), 0, len(b)); err != nil {
-		return nil, err
+		return nil, maxWork, err
 	}
-	return m.ops(), nil
+	return m.ops(), maxWork - m.work, nil
 }
 
 // myers finds a shortest edit script with the linear-space variant of

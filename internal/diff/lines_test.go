@@ -78,7 +78,7 @@ func TestEditScriptMinimal(t *testing.T) {
 			return out
 		}
 		a, b := gen(), gen()
-		ops, err := editScript(a, b, DefaultMaxWork)
+		ops, _, err := editScript(a, b, DefaultMaxWork)
 		if err != nil {
 			t.Fatalf("%q → %q: %v", a, b, err)
 		}
@@ -128,7 +128,7 @@ func TestUnifiedMatchesDifflib(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := unified(a, b, "before/x", "after/x", context, DefaultMaxWork)
+			got, _ := unified(a, b, "before/x", "after/x", context, DefaultMaxWork)
 			if diff := textDiff(want, got); diff != "" {
 				t.Fatalf("case %d, context %d: unified diff differs from difflib :\n%s", n, context, diff)
 			}
@@ -139,13 +139,13 @@ func TestUnifiedMatchesDifflib(t *testing.T) {
 func TestUnifiedOverBudget(t *testing.T) {
 	a := []string{"a\n", "b\n", "c\n", "d\n"}
 	b := []string{"w\n", "x\n", "y\n", "z\n"}
-	got := unified(a, b, "before/x", "after/x", 3, 5)
+	got, _ := unified(a, b, "before/x", "after/x", 3, 5)
 	want := "--- before/x\n+++ after/x\nvalues differ (too large to show: 4 lines before, 4 after)\n"
 	if diff := textDiff(want, got); diff != "" {
 		t.Errorf("over budget:\n%s", diff)
 	}
 	// The same input within budget is shown line by line.
-	got = unified(a, b, "before/x", "after/x", 3, DefaultMaxWork)
+	got, _ = unified(a, b, "before/x", "after/x", 3, DefaultMaxWork)
 	want = "--- before/x\n+++ after/x\n@@ -1,4 +1,4 @@\n-a\n-b\n-c\n-d\n+w\n+x\n+y\n+z\n"
 	if diff := textDiff(want, got); diff != "" {
 		t.Errorf("within budget:\n%s", diff)
