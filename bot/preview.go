@@ -245,18 +245,22 @@ func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullR
 	rendered := map[string]*render.Result{}
 	renderErr := map[string]error{}
 	files := map[string][]string{}
+	var local []sandbox.AppRender
 	for _, app := range head.Apps {
 		if app.Source != nil || (app.Helm != nil && app.Helm.Remote()) {
 			continue
 		}
-		o := opts
-		o.Namespace = appNamespace(app)
-		res, err := p.Sandbox.App(ctx, head, app, o)
-		if err != nil {
-			renderErr[app.Name] = err
+		local = append(local, sandbox.AppRender{App: app, Namespace: appNamespace(app)})
+	}
+	// One render process for them all: starting one costs more than most
+	// renders.
+	for i, res := range p.Sandbox.Apps(ctx, head, local, opts) {
+		name := local[i].App.Name
+		if res.Err != nil {
+			renderErr[name] = res.Err
 			continue
 		}
-		rendered[app.Name], files[app.Name] = res, res.Files
+		rendered[name], files[name] = res.Result, res.Result.Files
 	}
 	changed, err := forge.ChangedFiles(ctx, pr.Ref)
 	if err != nil {
@@ -393,7 +397,7 @@ func (p *Previewer) liveDiff(ctx context.Context, head *config.Repository, app c
 			return nil, err
 		}
 		return client.HelmDiff(ctx, cluster.HelmRelease{Name: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, Values: rel.Values},
-			cluster.HelmDiffOptions{DisableLookup: true})
+			cluster.HelmDiffOptions{DisableLookup: true, TemplateFuncs: render.HelmFuncs(ctx, render.Limits{})})
 	}
 	return client.Diff(ctx, res.Objects, cluster.InventoryRef{App: app.Name, Namespace: ns}, diff.Options{})
 }

@@ -34,7 +34,8 @@ const maxRequestBytes = 16 << 20
 // so they are in force before it reads its request.
 type childLimits struct {
 	memory  int64         // bytes of address space beyond the start-up's
-	cpu     time.Duration // CPU time
+	cpu     time.Duration // CPU time of each render
+	apps    int           // renders in the request: the CPU hard limit covers them all
 	maxFile int64         // largest file the child may write
 	maxOpen uint64        // open files
 }
@@ -48,6 +49,7 @@ func (l childLimits) args() []string {
 	return []string{
 		fmt.Sprintf("-memory=%d", l.memory),
 		fmt.Sprintf("-cpu=%s", l.cpu),
+		fmt.Sprintf("-apps=%d", l.apps),
 	}
 }
 
@@ -57,17 +59,19 @@ func parseChildLimits(args []string) (childLimits, error) {
 	fs.SetOutput(io.Discard)
 	fs.Int64Var(&l.memory, "memory", DefaultMemory, "")
 	fs.DurationVar(&l.cpu, "cpu", DefaultTimeout, "")
+	fs.IntVar(&l.apps, "apps", 1, "")
 	if err := fs.Parse(args); err != nil {
 		return l, err
 	}
-	if l.memory <= 0 || l.cpu <= 0 {
-		return l, errors.New("memory and cpu limits must be positive")
+	if l.memory <= 0 || l.cpu <= 0 || l.apps <= 0 {
+		return l, errors.New("memory, cpu and apps must be positive")
 	}
 	return l, nil
 }
 
 // Main is the render child: it sets its limits, refuses the network, reads
-// a Request on stdin, renders it and writes a Response on stdout. It returns
+// a Request on stdin, renders it and writes a Response on stdout; for a
+// batch, one Response line per app as each is done. It returns
 // the process exit code. Call it only when os.Args[1] is Command.
 func Main() int {
 	return serve(os.Args[2:], renderRequest)
@@ -109,14 +113,41 @@ func serve(args []string, do renderFunc) int {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return fail("decode the request: %v", err)
 	}
-	resp := respond(do(context.Background(), &req))
-	resp.SocketFilter = filtered
-	w := bufio.NewWriterSize(out, 1<<16)
-	if err := json.NewEncoder(w).Encode(resp); err != nil {
-		return fail("write the response: %v", err)
+	if len(req.Apps) > lim.apps {
+		return fail("the request has %d apps, more than the %d the CPU limit was set for", len(req.Apps), lim.apps)
 	}
-	if err := w.Flush(); err != nil {
-		return fail("write the response: %v", err)
+	w := bufio.NewWriterSize(out, 1<<16)
+	answer := func(resp *Response) error {
+		resp.SocketFilter = filtered
+		if err := json.NewEncoder(w).Encode(resp); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if len(req.Apps) == 0 {
+		if err := answer(respond(do(context.Background(), &req))); err != nil {
+			return fail("write the response: %v", err)
+		}
+		return 0
+	}
+	for _, app := range req.Apps {
+		one := req
+		one.Apps, one.App, one.Namespace = nil, app.Name, app.Namespace
+		resp := respond(do(context.Background(), &one))
+		resp.App = app.Name
+		// The next app's CPU time starts now, before the answer is
+		// written: a SIGXCPU after a complete line is the next app's.
+		used, err := cpuUsed()
+		if err != nil {
+			return fail("read the CPU time used: %v", err)
+		}
+		if err := raiseCPULimit(lim, used); err != nil {
+			return fail("raise the CPU limit for the next app: %v", err)
+		}
+		resp.CPU = used
+		if err := answer(resp); err != nil {
+			return fail("write the response for app %s: %v", app.Name, err)
+		}
 	}
 	return 0
 }

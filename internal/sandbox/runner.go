@@ -27,15 +27,17 @@ type Runner struct {
 	// Executable is the program re-executed as the child (default: this
 	// program, os.Executable).
 	Executable string
-	// Timeout bounds a render's wall time (default DefaultTimeout).
+	// Timeout bounds a render's wall time, each app's in a batch (default
+	// DefaultTimeout).
 	Timeout time.Duration
 	// Memory bounds how much memory a render may map beyond the program's
 	// start-up (default DefaultMemory).
 	Memory int64
-	// CPU bounds a render's CPU time (default: Timeout).
+	// CPU bounds a render's CPU time, each app's in a batch (default:
+	// Timeout).
 	CPU time.Duration
-	// MaxOutputBytes bounds the child's answer (default
-	// DefaultMaxOutputBytes).
+	// MaxOutputBytes bounds the child's answer, each app's in a batch
+	// (default DefaultMaxOutputBytes).
 	MaxOutputBytes int64
 	// Started, when set, is called with the child's process id once it runs.
 	Started func(pid int)
@@ -58,6 +60,20 @@ type Result struct {
 	SocketFilter bool
 }
 
+// AppRender is an app of a batch and the namespace it is rendered for.
+type AppRender struct {
+	App config.App
+	// Namespace overrides render.AppOptions.Namespace for this app.
+	Namespace string
+}
+
+// AppResult is the outcome of one app of a batch: its render, or why it
+// has none.
+type AppResult struct {
+	Result *render.Result
+	Err    error
+}
+
 // stderrBytes is how much of the child's stderr is kept to tell why it died.
 const stderrBytes = 16 << 10
 
@@ -67,16 +83,60 @@ const stderrBytes = 16 << 10
 // gets the folders and refuses any other fetch. repo.File must be set: the
 // child loads it.
 func (r Runner) App(ctx context.Context, repo *config.Repository, app config.App, opts render.AppOptions) (*render.Result, error) {
-	req, err := appRequest(ctx, repo, []config.App{app}, opts)
-	if err != nil {
-		return nil, err
+	res := r.Apps(ctx, repo, []AppRender{{App: app}}, opts)[0]
+	return res.Result, res.Err
+}
+
+// Apps renders apps of repo as App does, in one child for all of them: it
+// renders them in order and answers each as soon as it is done, and the
+// time, CPU and output limits apply to each app. A render error is that
+// app's; an app stopped by a limit gets the *LimitError and the apps after
+// it are rendered in a new child. The results are in the order of apps.
+func (r Runner) Apps(ctx context.Context, repo *config.Repository, apps []AppRender, opts render.AppOptions) []AppResult {
+	out := make([]AppResult, len(apps))
+	if repo.File == "" {
+		for i := range out {
+			out[i].Err = errNoFile
+		}
+		return out
 	}
-	req.App = app.Name
-	res, err := r.run(ctx, req, "app "+app.Name)
-	if err != nil {
-		return nil, err
+	req := &Request{Config: repo.File, Root: opts.Root, Limits: opts.Limits}
+	var pending []int
+	for i, a := range apps {
+		if err := fetch(ctx, req, a.App, opts); err != nil {
+			out[i].Err = err
+			continue
+		}
+		pending = append(pending, i)
 	}
-	return res.Result, nil
+	for len(pending) > 0 {
+		req.Apps = make([]RequestApp, 0, len(pending))
+		whats := make([]string, 0, len(pending))
+		for _, i := range pending {
+			name := apps[i].App.Name
+			req.Apps = append(req.Apps, RequestApp{Name: name, Namespace: cmp.Or(apps[i].Namespace, opts.Namespace)})
+			whats = append(whats, "app "+name)
+		}
+		answers, stopped, err := r.run(ctx, req, whats)
+		for j, a := range answers {
+			out[pending[j]] = AppResult{Err: a.err}
+			if a.res != nil {
+				out[pending[j]].Result = a.res.Result
+			}
+		}
+		pending = pending[len(answers):]
+		if err != nil {
+			for _, i := range pending {
+				out[i].Err = err
+			}
+			break
+		}
+		if len(pending) > 0 {
+			out[pending[0]].Err = stopped
+			pending = pending[1:]
+		}
+	}
+	return out
 }
 
 // Repository renders every app of repo in one child, as render.Repository
@@ -86,7 +146,7 @@ func (r Runner) Repository(ctx context.Context, repo *config.Repository, opts re
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.run(ctx, req, "the apps of "+repo.File)
+	res, err := r.one(ctx, req, "the apps of "+repo.File)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +155,7 @@ func (r Runner) Repository(ctx context.Context, repo *config.Repository, opts re
 
 // Path renders a file or folder in a child, as render.Path does.
 func (r Runner) Path(ctx context.Context, path string, opts render.Options) (*render.Result, error) {
-	res, err := r.run(ctx, &Request{Path: path, Root: opts.Root, Namespace: opts.Namespace, Helm: opts.Helm, Limits: opts.Limits}, path)
+	res, err := r.one(ctx, &Request{Path: path, Root: opts.Root, Namespace: opts.Namespace, Helm: opts.Helm, Limits: opts.Limits}, path)
 	if err != nil {
 		return nil, err
 	}
@@ -105,49 +165,71 @@ func (r Runner) Path(ctx context.Context, path string, opts render.Options) (*re
 // Run renders req in a child process. A render error comes back with the
 // child's message (errors.Is(err, render.ErrUnsafe) holds for a refusal);
 // a limit hit is a *LimitError; cancellation of ctx kills the child and
-// returns ctx's error.
+// returns ctx's error. A batch (Request.Apps) is for Apps.
 func (r Runner) Run(ctx context.Context, req *Request) (*Result, error) {
-	return r.run(ctx, req, "")
+	if len(req.Apps) > 0 {
+		return nil, errors.New("sandbox request: Run renders one request; render a batch of apps with Apps")
+	}
+	return r.one(ctx, req, "")
 }
+
+// one runs a request that has one answer.
+func (r Runner) one(ctx context.Context, req *Request, what string) (*Result, error) {
+	answers, stopped, err := r.run(ctx, req, []string{what})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(answers) == 0:
+		return nil, stopped
+	}
+	return answers[0].res, answers[0].err
+}
+
+var errNoFile = errors.New("the repository has no file for the render process to load")
 
 // appRequest fetches, in this process, the Git sources and remote charts
 // that apps declare, and builds the request for the child.
 func appRequest(ctx context.Context, repo *config.Repository, apps []config.App, opts render.AppOptions) (*Request, error) {
 	if repo.File == "" {
-		return nil, errors.New("the repository has no file for the render process to load")
+		return nil, errNoFile
 	}
 	req := &Request{Config: repo.File, Root: opts.Root, Namespace: opts.Namespace, Limits: opts.Limits}
 	var errs []error
 	for _, app := range apps {
-		if s := app.Source; s != nil && !hasSource(req.Sources, s.Git, s.Ref) {
-			if opts.Fetch == nil {
-				errs = append(errs, fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name))
-				continue
-			}
-			dir, err := opts.Fetch(ctx, s.Git, s.Ref)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, s.Git, s.Ref, err))
-				continue
-			}
-			req.Sources = append(req.Sources, Source{URL: s.Git, Ref: s.Ref, Dir: dir})
-		}
-		if h := app.Helm; h != nil && h.Remote() {
-			if opts.FetchChart == nil {
-				errs = append(errs, fmt.Errorf("app %s: chart %s comes from a chart repository or registry but no chart fetcher was given", app.Name, h.Chart))
-				continue
-			}
-			dir, err := opts.FetchChart(ctx, h.Repo, h.Chart, h.Version)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("app %s: fetching chart %s: %w", app.Name, h.Chart, err))
-				continue
-			}
-			req.Charts = append(req.Charts, Chart{Repo: h.Repo, Chart: h.Chart, Version: h.Version, Dir: dir})
+		if err := fetch(ctx, req, app, opts); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return req, nil
+}
+
+// fetch fetches, in this process, the Git source and remote chart that app
+// declares, and adds them to req.
+func fetch(ctx context.Context, req *Request, app config.App, opts render.AppOptions) error {
+	if s := app.Source; s != nil && !hasSource(req.Sources, s.Git, s.Ref) {
+		if opts.Fetch == nil {
+			return fmt.Errorf("app %s has a Git source but no fetcher was given", app.Name)
+		}
+		dir, err := opts.Fetch(ctx, s.Git, s.Ref)
+		if err != nil {
+			return fmt.Errorf("app %s: fetching source %s at %s: %w", app.Name, s.Git, s.Ref, err)
+		}
+		req.Sources = append(req.Sources, Source{URL: s.Git, Ref: s.Ref, Dir: dir})
+	}
+	if h := app.Helm; h != nil && h.Remote() {
+		if opts.FetchChart == nil {
+			return fmt.Errorf("app %s: chart %s comes from a chart repository or registry but no chart fetcher was given", app.Name, h.Chart)
+		}
+		dir, err := opts.FetchChart(ctx, h.Repo, h.Chart, h.Version)
+		if err != nil {
+			return fmt.Errorf("app %s: fetching chart %s: %w", app.Name, h.Chart, err)
+		}
+		req.Charts = append(req.Charts, Chart{Repo: h.Repo, Chart: h.Chart, Version: h.Version, Dir: dir})
+	}
+	return nil
 }
 
 func hasSource(sources []Source, url, ref string) bool {
@@ -176,24 +258,34 @@ func (r Runner) limits() (timeout time.Duration, lim childLimits, maxOut int64) 
 	return timeout, lim, maxOut
 }
 
-// run starts the child, trying the strongest network isolation the
-// platform allows first, and turns its end into a Result or an error.
-func (r Runner) run(ctx context.Context, req *Request, what string) (*Result, error) {
+// answer is the child's answer for one render.
+type answer struct {
+	res *Result
+	err error
+}
+
+// run starts one child for req, trying the strongest network isolation the
+// platform allows first, and reads its answers: one per entry of whats,
+// which name the renders for messages. When the child stops before it has
+// answered them all, stopped says why, for the render it was at. err is for
+// what leaves no render done: the child could not start, or ctx ended.
+func (r Runner) run(ctx context.Context, req *Request, whats []string) (answers []answer, stopped, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	exe := r.Executable
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("find this program to run the render in: %w", err)
+			return nil, nil, fmt.Errorf("find this program to run the render in: %w", err)
 		}
 	}
 	input, err := json.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("encode the render request: %w", err)
+		return nil, nil, fmt.Errorf("encode the render request: %w", err)
 	}
 	timeout, lim, maxOut := r.limits()
+	lim.apps = len(whats)
 	command := r.command
 	if command == "" {
 		command = Command
@@ -205,15 +297,15 @@ func (r Runner) run(ctx context.Context, req *Request, what string) (*Result, er
 	}
 	for {
 		c := &child{exe: exe, args: append([]string{command}, lim.args()...), input: input, iso: iso, timeout: timeout, maxOut: maxOut, started: r.Started}
-		err := c.start(ctx)
+		err := c.start(ctx, len(whats))
 		if next, ok := iso.weaker(err); err != nil && ok {
 			iso = next
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("start the render process: %w", err)
+			return nil, nil, fmt.Errorf("start the render process: %w", err)
 		}
-		return c.wait(ctx, lim, what)
+		return c.wait(ctx, lim, whats)
 	}
 }
 
@@ -228,83 +320,98 @@ type child struct {
 	started func(int)
 
 	cmd    *exec.Cmd
-	stop   context.CancelFunc
-	timer  context.Context
-	stdout *boundedBuffer
+	stdout *answerWriter
 	stderr *headBuffer
 }
 
-func (c *child) start(ctx context.Context) error {
-	timer, stop := context.WithTimeout(ctx, c.timeout)
-	cmd := exec.CommandContext(timer, c.exe, c.args...)
+// start starts the child, which is to give want answers.
+func (c *child) start(ctx context.Context, want int) error {
+	cmd := exec.CommandContext(ctx, c.exe, c.args...)
 	cmd.Env = childEnv()
 	cmd.Dir = os.TempDir()
 	cmd.Stdin = bytes.NewReader(c.input)
 	c.stderr = &headBuffer{max: stderrBytes}
-	c.stdout = &boundedBuffer{max: c.maxOut, overflow: func() {
-		// cmd.Process is set before the copying goroutines start.
-		_ = killGroup(cmd.Process.Pid)
-	}}
+	// cmd.Process is set before the copying goroutines start, and before
+	// the first deadline is armed.
+	kill := func() { _ = killGroup(cmd.Process.Pid) }
+	c.stdout = &answerWriter{max: c.maxOut, want: want, timeout: c.timeout, iso: c.iso, kill: kill}
 	cmd.Stdout, cmd.Stderr = c.stdout, c.stderr
 	cmd.SysProcAttr = sysProcAttr(c.iso)
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
 	// A descendant that kept the pipes open does not hold up Wait.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
-		stop()
 		return err
 	}
-	c.cmd, c.stop, c.timer = cmd, stop, timer
+	c.stdout.begin()
+	c.cmd = cmd
 	if c.started != nil {
 		c.started(cmd.Process.Pid)
 	}
 	return nil
 }
 
-// wait waits for the child and says why it ended.
-func (c *child) wait(ctx context.Context, lim childLimits, what string) (*Result, error) {
-	defer c.stop()
+// wait waits for the child and returns its answers and, when they are not
+// all there, why it ended.
+func (c *child) wait(ctx context.Context, lim childLimits, whats []string) ([]answer, error, error) {
 	waitErr := c.cmd.Wait()
+	got, st := c.stdout.end()
+	if len(got) == len(whats) {
+		return got, nil, nil
+	}
+	if ctx.Err() != nil {
+		return got, nil, fmt.Errorf("the render was cancelled: %w", context.Cause(ctx))
+	}
+	return got, c.why(waitErr, st, lim, whats[len(got)]), nil
+}
+
+// why says what stopped the child during the render of what.
+func (c *child) why(waitErr error, st answerState, lim childLimits, what string) error {
 	stderr := c.stderr.String()
+	ps := c.cmd.ProcessState
 	switch {
-	case c.stdout.overflowed():
-		return nil, &LimitError{Limit: LimitOutput, Bytes: c.maxOut, What: what}
-	case ctx.Err() != nil:
-		return nil, fmt.Errorf("the render was cancelled: %w", context.Cause(ctx))
-	case errors.Is(c.timer.Err(), context.DeadlineExceeded):
-		return nil, &LimitError{Limit: LimitTime, Duration: c.timeout, What: what}
+	case st.over:
+		return &LimitError{Limit: LimitOutput, Bytes: c.maxOut, What: what}
+	case st.late:
+		return &LimitError{Limit: LimitTime, Duration: c.timeout, What: what}
 	case strings.Contains(stderr, cpuMarker):
-		return nil, &LimitError{Limit: LimitCPU, Duration: lim.cpu, What: what}
+		return &LimitError{Limit: LimitCPU, Duration: lim.cpu, What: what}
 	case isOutOfMemory(stderr):
-		return nil, &LimitError{Limit: LimitMemory, Bytes: lim.memory, What: what}
+		return &LimitError{Limit: LimitMemory, Bytes: lim.memory, What: what}
 	case strings.Contains(stderr, "goroutine stack exceeds"):
-		return nil, &LimitError{Limit: LimitStack, Bytes: min(lim.memory/4, 1<<30), What: what}
-	case waitErr != nil && c.cmd.ProcessState != nil && killedBy(c.cmd.ProcessState) &&
-		c.cmd.ProcessState.UserTime()+c.cmd.ProcessState.SystemTime() >= lim.cpu:
-		return nil, &LimitError{Limit: LimitCPU, Duration: lim.cpu, What: what}
-	case waitErr != nil && c.cmd.ProcessState != nil && killedBy(c.cmd.ProcessState):
+		return &LimitError{Limit: LimitStack, Bytes: min(lim.memory/4, 1<<30), What: what}
+	case waitErr != nil && ps != nil && killedBy(ps) && ps.UserTime()+ps.SystemTime() >= st.cpu+lim.cpu:
+		// At the hard limit: this render's CPU time came on top of what
+		// the renders before it used.
+		return &LimitError{Limit: LimitCPU, Duration: lim.cpu, What: what}
+	case waitErr != nil && ps != nil && killedBy(ps):
 		// Not by us, and not at its CPU limit: the kernel's out-of-memory
 		// killer, when the container's memory limit is below the render's.
-		return nil, fmt.Errorf("the render of %s was killed by the system, most likely for lack of memory: give the process more memory or lower the render's memory limit", cmp.Or(what, "the request"))
+		return fmt.Errorf("the render of %s was killed by the system, most likely for lack of memory: give the process more memory or lower the render's memory limit", cmp.Or(what, "the request"))
 	case waitErr != nil:
-		return nil, fmt.Errorf("the render process failed (%v): %s", waitErr, firstLine(stderr))
+		return fmt.Errorf("the render process failed (%v): %s", waitErr, firstLine(stderr))
 	}
+	return fmt.Errorf("the render process ended without an answer for %s: %s", cmp.Or(what, "the request"), firstLine(stderr))
+}
+
+// decode turns one line of the child's answers into an answer.
+func decode(line []byte, iso isolation) (answer, time.Duration) {
 	var resp Response
-	if err := json.Unmarshal(c.stdout.Bytes(), &resp); err != nil {
-		return nil, fmt.Errorf("the render process gave an unreadable answer: %w", err)
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return answer{err: fmt.Errorf("the render process gave an unreadable answer: %w", err)}, 0
 	}
 	if resp.Error != nil {
-		return nil, &renderError{msg: resp.Error.Message, unsafe: resp.Error.Unsafe}
+		return answer{err: &renderError{msg: resp.Error.Message, unsafe: resp.Error.Unsafe}}, resp.CPU
 	}
-	out := &Result{Result: &render.Result{Warnings: resp.Warnings, Files: resp.Files}, Namespaces: c.iso.String(), SocketFilter: resp.SocketFilter}
+	out := &Result{Result: &render.Result{Warnings: resp.Warnings, Files: resp.Files}, Namespaces: iso.String(), SocketFilter: resp.SocketFilter}
 	for i, raw := range resp.Objects {
 		obj := map[string]any{}
 		if err := utiljson.Unmarshal(raw, &obj); err != nil {
-			return nil, fmt.Errorf("the render process gave an unreadable object %d: %w", i, err)
+			return answer{err: fmt.Errorf("the render process gave an unreadable object %d: %w", i, err)}, resp.CPU
 		}
 		out.Objects = append(out.Objects, &unstructured.Unstructured{Object: obj})
 	}
-	return out, nil
+	return answer{res: out}, resp.CPU
 }
 
 // isOutOfMemory reports whether a Go child's stderr shows that it ran out
@@ -348,41 +455,103 @@ func childEnv() []string {
 	return env
 }
 
-// boundedBuffer keeps up to max bytes; past that it calls overflow once
-// and discards the rest.
-type boundedBuffer struct {
-	mu       sync.Mutex
-	buf      bytes.Buffer
-	max      int64
-	over     bool
-	overflow func()
+// answerWriter is the child's stdout: it decodes each line as it comes,
+// and kills the child when a line is longer than max bytes or when the
+// next line does not come within timeout of the last (or of the start).
+type answerWriter struct {
+	max     int64
+	want    int
+	timeout time.Duration
+	iso     isolation
+	kill    func()
+
+	mu    sync.Mutex
+	line  bytes.Buffer
+	got   []answer
+	st    answerState
+	timer *time.Timer
+	gen   int // counts deadlines; a timer of an older one does nothing
 }
 
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.over {
-		return len(p), nil
+// answerState is what the answers tell of how the child ended.
+type answerState struct {
+	over bool          // a line was longer than max
+	late bool          // a line did not come in time
+	cpu  time.Duration // the child's CPU time at its last answer
+}
+
+func (w *answerWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 && !w.st.over && !w.st.late && len(w.got) < w.want {
+		chunk, rest, full := bytes.Cut(p, []byte{'\n'})
+		if int64(w.line.Len())+int64(len(chunk)) > w.max {
+			w.st.over = true
+			w.line = bytes.Buffer{}
+			w.disarm()
+			w.kill()
+			break
+		}
+		w.line.Write(chunk)
+		if !full {
+			break
+		}
+		p = rest
+		a, cpu := decode(w.line.Bytes(), w.iso)
+		w.got, w.st.cpu = append(w.got, a), cpu
+		w.line.Reset()
+		w.disarm()
+		w.arm()
 	}
-	if int64(b.buf.Len())+int64(len(p)) > b.max {
-		b.over = true
-		b.buf.Reset()
-		b.overflow()
-		return len(p), nil
+	return n, nil
+}
+
+// begin arms the first deadline, unless an answer already did.
+func (w *answerWriter) begin() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.gen == 0 {
+		w.arm()
 	}
-	return b.buf.Write(p)
 }
 
-func (b *boundedBuffer) overflowed() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.over
+// end stops the deadline and returns the answers.
+func (w *answerWriter) end() ([]answer, answerState) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.disarm()
+	return w.got, w.st
 }
 
-func (b *boundedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Bytes()
+// arm starts the deadline of the next answer, if one is to come. w.mu is
+// held.
+func (w *answerWriter) arm() {
+	w.gen++
+	if len(w.got) >= w.want {
+		return
+	}
+	gen := w.gen
+	w.timer = time.AfterFunc(w.timeout, func() {
+		w.mu.Lock()
+		late := gen == w.gen && len(w.got) < w.want
+		if late {
+			w.st.late = true
+		}
+		w.mu.Unlock()
+		if late {
+			w.kill()
+		}
+	})
+}
+
+// disarm stops the current deadline. w.mu is held.
+func (w *answerWriter) disarm() {
+	w.gen++
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 }
 
 // headBuffer keeps the first max bytes written to it.

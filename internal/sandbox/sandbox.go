@@ -9,6 +9,12 @@
 // kills the child's whole process group on timeout or cancellation. A limit
 // hit is a *LimitError, never a crash of the calling process.
 //
+// A batch of apps (Runner.Apps) shares one child, since starting one costs
+// more than most renders: the child answers each app on its own line as
+// soon as it is done, and each app has the time, CPU and output limits to
+// itself. An app stopped by a limit gets the *LimitError; the apps after it
+// go to a new child.
+//
 // Third-party Git sources and charts that gitops.yaml declares are fetched
 // by the parent, through the caller's fetchers (which hold the allowlist and
 // any credentials); the child only gets the folders they were fetched to.
@@ -54,6 +60,10 @@ type Request struct {
 	// App is the app of Config to render; empty renders every app, as
 	// render.Repository does.
 	App string `json:"app,omitempty"`
+	// Apps, when set, are the apps of Config to render one after the
+	// other, each answered on its own line as soon as it is done; App and
+	// Namespace are then unused.
+	Apps []RequestApp `json:"apps,omitempty"`
 	// Sources are the Git sources the parent fetched for the apps; the
 	// child refuses any other.
 	Sources []Source `json:"sources,omitempty"`
@@ -67,6 +77,12 @@ type Request struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Limits bound what the render reads.
 	Limits render.Limits `json:"limits,omitzero"`
+}
+
+// RequestApp is one app of a batch and the namespace it is rendered for.
+type RequestApp struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // Source is a Git source fetched by the parent.
@@ -85,8 +101,11 @@ type Chart struct {
 	Dir     string `json:"dir"`
 }
 
-// Response is the child's answer on stdout: a render's result, or Error.
+// Response is the child's answer on stdout: a render's result, or Error,
+// on one line; a batch has one line per app, in the order of Request.Apps.
 type Response struct {
+	// App is the app of the batch this line answers.
+	App      string            `json:"app,omitempty"`
 	Objects  []json.RawMessage `json:"objects,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
 	Files    []string          `json:"files,omitempty"`
@@ -94,6 +113,9 @@ type Response struct {
 	// SocketFilter says the child's seccomp filter refused every socket
 	// but AF_UNIX.
 	SocketFilter bool `json:"socketFilter,omitempty"`
+	// CPU is the child's CPU time when it finished this render: the next
+	// app of the batch may use its CPU limit on top of it.
+	CPU time.Duration `json:"cpu,omitempty"`
 }
 
 // ResponseError is a render error as the child saw it.

@@ -33,6 +33,7 @@ import (
 const (
 	probeCommand  = "__gitops-render-test-probe"
 	krustyCommand = "__gitops-render-test-krusty"
+	burnCommand   = "__gitops-render-test-burn"
 )
 
 func TestMain(m *testing.M) {
@@ -44,6 +45,8 @@ func TestMain(m *testing.M) {
 			os.Exit(serve(os.Args[2:], probeNetwork))
 		case krustyCommand:
 			os.Exit(serve(os.Args[2:], krustyBuild))
+		case burnCommand:
+			os.Exit(serve(os.Args[2:], burnCPU))
 		}
 	}
 	os.Exit(m.Run())
@@ -86,6 +89,25 @@ func probeNetwork(ctx context.Context, req *Request) (*render.Result, error) {
 	return res, nil
 }
 
+// burnCPU uses 600ms of CPU time, then answers a ConfigMap named after the
+// app.
+func burnCPU(_ context.Context, req *Request) (*render.Result, error) {
+	start, err := cpuUsed()
+	if err != nil {
+		return nil, err
+	}
+	for used := start; used-start < 600*time.Millisecond; {
+		if used, err = cpuUsed(); err != nil {
+			return nil, err
+		}
+	}
+	obj := &unstructured.Unstructured{}
+	obj.SetAPIVersion("v1")
+	obj.SetKind("ConfigMap")
+	obj.SetName(req.App)
+	return &render.Result{Objects: []*unstructured.Unstructured{obj}}, nil
+}
+
 // krustyBuild runs kustomize on req.Path with its own defaults and no
 // pre-build check at all: what the render would do if the check missed
 // something.
@@ -106,7 +128,7 @@ func krustyBuild(_ context.Context, req *Request) (*render.Result, error) {
 }
 
 // writeTree writes files (path → content) under a new folder.
-func writeTree(t *testing.T, files map[string]string) string {
+func writeTree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
@@ -526,4 +548,245 @@ func cpuTime(b *testing.B) time.Duration {
 		total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return total
+}
+
+// batchRepo writes a repository with an app per entry of apps (name →
+// files under apps/NAME); an app with a Chart.yaml is a Helm app.
+func batchRepo(t testing.TB, apps []string, files map[string]string) *config.Repository {
+	t.Helper()
+	gitops := "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\napps:\n"
+	for _, name := range apps {
+		gitops += "  - name: " + name + "\n    path: apps/" + name + "\n    namespace: ns-" + name + "\n"
+		if _, ok := files["apps/"+name+"/Chart.yaml"]; ok {
+			gitops += "    helm: {chart: apps/" + name + "}\n"
+		}
+	}
+	all := map[string]string{"gitops.yaml": gitops}
+	for name, content := range files {
+		all[name] = content
+	}
+	dir := writeTree(t, all)
+	repo, err := config.Load(filepath.Join(dir, "gitops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+func configMapFile(name string) string {
+	return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\ndata: {a: b}\n"
+}
+
+// countChildren is a Runner.Started that counts the render processes.
+func countChildren(n *atomic.Int64) func(int) {
+	return func(int) { n.Add(1) }
+}
+
+func TestAppsInOneChildEqualInProcess(t *testing.T) {
+	repo, err := config.Load("../../testdata/examples/shop/gitops.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch []AppRender
+	for _, name := range []string{"config", "web", "cache"} {
+		app, _ := repo.App(name)
+		batch = append(batch, AppRender{App: *app, Namespace: "override-" + name})
+	}
+	var children atomic.Int64
+	got := Runner{Started: countChildren(&children)}.Apps(t.Context(), repo, batch, render.AppOptions{})
+	if n := children.Load(); n != 1 {
+		t.Errorf("%d render processes for a batch of %d, want 1", n, len(batch))
+	}
+	if len(got) != len(batch) {
+		t.Fatalf("%d results for %d apps", len(got), len(batch))
+	}
+	for i, a := range batch {
+		want, err := render.App(t.Context(), repo, a.App, render.AppOptions{Namespace: a.Namespace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[i].Err != nil {
+			t.Errorf("app %s: %v", a.App.Name, got[i].Err)
+			continue
+		}
+		if !reflect.DeepEqual(want, got[i].Result) {
+			t.Errorf("app %s: sandboxed render differs (-in-process +sandboxed):\n%s", a.App.Name, diff.Diff(want, got[i].Result))
+		}
+	}
+}
+
+func TestAppsGoOnAfterAnAppFails(t *testing.T) {
+	tests := []struct {
+		name     string
+		runner   Runner
+		middle   map[string]string // the files of app b
+		want     error             // app b's error
+		children int64
+	}{
+		{"memory", Runner{Memory: 256 << 20},
+			map[string]string{"apps/b/Chart.yaml": "apiVersion: v2\nname: b\nversion: 0.1.0\n", "apps/b/templates/cm.yaml": doubling},
+			&LimitError{Limit: LimitMemory, Bytes: 256 << 20, What: "app b"}, 2},
+		{"wall time", Runner{Timeout: time.Second, CPU: time.Minute},
+			map[string]string{"apps/b/Chart.yaml": "apiVersion: v2\nname: b\nversion: 0.1.0\n", "apps/b/templates/cm.yaml": spin},
+			&LimitError{Limit: LimitTime, Duration: time.Second, What: "app b"}, 2},
+		{"cpu", Runner{CPU: time.Second, Timeout: time.Minute},
+			map[string]string{"apps/b/Chart.yaml": "apiVersion: v2\nname: b\nversion: 0.1.0\n", "apps/b/templates/cm.yaml": spin},
+			&LimitError{Limit: LimitCPU, Duration: time.Second, What: "app b"}, 2},
+		{"render error", Runner{},
+			map[string]string{"apps/b/kustomization.yaml": "resources: [broken.yaml]\n", "apps/b/broken.yaml": "a: [\n"},
+			nil, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{"apps/a/cm.yaml": configMapFile("a"), "apps/c/cm.yaml": configMapFile("c")}
+			for name, content := range tc.middle {
+				files[name] = content
+			}
+			repo := batchRepo(t, []string{"a", "b", "c"}, files)
+			var batch []AppRender
+			for _, app := range repo.Apps {
+				batch = append(batch, AppRender{App: app})
+			}
+			var children atomic.Int64
+			tc.runner.Started = countChildren(&children)
+			got := tc.runner.Apps(t.Context(), repo, batch, render.AppOptions{})
+
+			for _, i := range []int{0, 2} {
+				name := batch[i].App.Name
+				if got[i].Err != nil {
+					t.Errorf("app %s: %v", name, got[i].Err)
+					continue
+				}
+				if objs := got[i].Result.Objects; len(objs) != 1 || objs[0].GetName() != name || objs[0].GetNamespace() != "ns-"+name {
+					t.Errorf("app %s: got %v, want its ConfigMap in ns-%s", name, objs, name)
+				}
+			}
+			if tc.want != nil {
+				if !reflect.DeepEqual(tc.want, got[1].Err) {
+					t.Errorf("app b: got %v, want %v", got[1].Err, tc.want)
+				}
+			} else {
+				var limit *LimitError
+				if _, want := render.App(t.Context(), repo, batch[1].App, render.AppOptions{}); got[1].Err == nil || errors.As(got[1].Err, &limit) || got[1].Err.Error() != want.Error() {
+					t.Errorf("app b: got %v, want the in-process error %v", got[1].Err, want)
+				}
+			}
+			if n := children.Load(); n != tc.children {
+				t.Errorf("%d render processes, want %d", n, tc.children)
+			}
+		})
+	}
+}
+
+// Each app of a batch has the CPU limit to itself: three apps of 600ms
+// each are rendered in one child whose CPU limit is a second.
+func TestAppsCPULimitIsPerApp(t *testing.T) {
+	repo := batchRepo(t, []string{"a", "b", "c"}, map[string]string{})
+	var batch []AppRender
+	for _, app := range repo.Apps {
+		batch = append(batch, AppRender{App: app})
+	}
+	var children atomic.Int64
+	r := Runner{CPU: time.Second, Timeout: time.Minute, command: burnCommand, Started: countChildren(&children)}
+	for i, res := range r.Apps(t.Context(), repo, batch, render.AppOptions{}) {
+		name := batch[i].App.Name
+		if res.Err != nil {
+			t.Errorf("app %s: %v", name, res.Err)
+			continue
+		}
+		if len(res.Result.Objects) != 1 || res.Result.Objects[0].GetName() != name {
+			t.Errorf("app %s: got %v, want its ConfigMap", name, res.Result.Objects)
+		}
+	}
+	if n := children.Load(); n != 1 {
+		t.Errorf("%d render processes, want 1", n)
+	}
+}
+
+func TestAppsCancelKillsTheProcessGroup(t *testing.T) {
+	repo := batchRepo(t, []string{"a", "b", "c"}, map[string]string{
+		"apps/a/cm.yaml":           configMapFile("a"),
+		"apps/b/Chart.yaml":        "apiVersion: v2\nname: b\nversion: 0.1.0\n",
+		"apps/b/templates/cm.yaml": spin,
+		"apps/c/cm.yaml":           configMapFile("c"),
+	})
+	var batch []AppRender
+	for _, app := range repo.Apps {
+		batch = append(batch, AppRender{App: app})
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan int, 1)
+	go func() {
+		pid := <-started
+		cancel()
+		started <- pid
+	}()
+	got := Runner{Started: func(pid int) { started <- pid }}.Apps(ctx, repo, batch, render.AppOptions{})
+	for i, res := range got {
+		if i > 0 && !errors.Is(res.Err, context.Canceled) {
+			t.Errorf("app %s: got %v, want context.Canceled", batch[i].App.Name, res.Err)
+		}
+	}
+	pid := <-started
+	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the render's process group %d is still there: kill(0) = %v", pid, err)
+	}
+}
+
+// BenchmarkApps measures the sandbox's cost for a preview: a batch of small
+// apps rendered in this process, in one child, and in a child each.
+func BenchmarkApps(b *testing.B) {
+	const n = 10
+	var names []string
+	files := map[string]string{}
+	for i := range n {
+		name := fmt.Sprintf("app%d", i)
+		names = append(names, name)
+		files["apps/"+name+"/kustomization.yaml"] = "resources: [cm.yaml]\nlabels: [{pairs: {app: " + name + "}}]\n"
+		files["apps/"+name+"/cm.yaml"] = configMapFile(name)
+	}
+	repo := batchRepo(b, names, files)
+	var batch []AppRender
+	for _, app := range repo.Apps {
+		batch = append(batch, AppRender{App: app, Namespace: app.Namespace})
+	}
+	run := func(b *testing.B, render func() error) {
+		start := cpuTime(b)
+		for b.Loop() {
+			if err := render(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((cpuTime(b)-start).Milliseconds())/float64(b.N), "cpu-ms/op")
+	}
+	b.Run("in-process", func(b *testing.B) {
+		run(b, func() error {
+			for _, a := range batch {
+				if _, err := render.App(b.Context(), repo, a.App, render.AppOptions{Namespace: a.Namespace}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("sandboxed-batched", func(b *testing.B) {
+		run(b, func() error {
+			for _, res := range (Runner{}).Apps(b.Context(), repo, batch, render.AppOptions{}) {
+				if res.Err != nil {
+					return res.Err
+				}
+			}
+			return nil
+		})
+	})
+	b.Run("sandboxed-per-app", func(b *testing.B) {
+		run(b, func() error {
+			for _, a := range batch {
+				if _, err := (Runner{}).App(b.Context(), repo, a.App, render.AppOptions{Namespace: a.Namespace}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // addressSpace is the child's mapped address space at start (VmSize): the
@@ -37,18 +38,18 @@ func addressSpace() (int64, error) {
 }
 
 // setLimits sets RLIMIT_AS to the start-up's address space plus the memory
-// limit, RLIMIT_CPU (SIGXCPU at the limit, SIGKILL a second later),
-// RLIMIT_FSIZE and RLIMIT_NOFILE. Soft and hard limits alike, so the
-// render cannot raise them again.
+// limit, RLIMIT_CPU, RLIMIT_FSIZE and RLIMIT_NOFILE. Soft and hard limits
+// alike, so the render cannot raise them again; but for RLIMIT_CPU, whose
+// soft limit (SIGXCPU) is the first app's CPU limit and whose hard limit
+// (SIGKILL) covers every app of the request, a second each to spare.
 func setLimits(lim childLimits, base int64) error {
-	cpu := uint64((lim.cpu + 999_999_999) / 1_000_000_000)
 	for _, l := range []struct {
 		name     string
 		resource int
 		cur, max uint64
 	}{
 		{"RLIMIT_AS", syscall.RLIMIT_AS, uint64(base + lim.memory), uint64(base + lim.memory)},
-		{"RLIMIT_CPU", syscall.RLIMIT_CPU, cpu, cpu + 1},
+		{"RLIMIT_CPU", syscall.RLIMIT_CPU, seconds(lim.cpu), cpuHardLimit(lim)},
 		{"RLIMIT_FSIZE", syscall.RLIMIT_FSIZE, uint64(lim.maxFile), uint64(lim.maxFile)},
 		{"RLIMIT_NOFILE", syscall.RLIMIT_NOFILE, lim.maxOpen, lim.maxOpen},
 	} {
@@ -57,6 +58,38 @@ func setLimits(lim childLimits, base int64) error {
 		}
 	}
 	return nil
+}
+
+// seconds is d in whole seconds, rounded up, as RLIMIT_CPU counts.
+func seconds(d time.Duration) uint64 {
+	return uint64((d + time.Second - 1) / time.Second)
+}
+
+// cpuHardLimit is the CPU time, in seconds, that every app of a request
+// may use together.
+func cpuHardLimit(lim childLimits) uint64 {
+	return uint64(lim.apps) * (seconds(lim.cpu) + 1)
+}
+
+// raiseCPULimit moves the soft CPU limit to used plus one app's limit, below
+// the hard limit: RLIMIT_CPU counts the whole process, so each app of a
+// batch gets its own CPU limit on top of what the ones before it used.
+func raiseCPULimit(lim childLimits, used time.Duration) error {
+	hard := cpuHardLimit(lim)
+	soft := min(seconds(used+lim.cpu), hard-1)
+	if err := syscall.Setrlimit(syscall.RLIMIT_CPU, &syscall.Rlimit{Cur: soft, Max: hard}); err != nil {
+		return fmt.Errorf("RLIMIT_CPU: %w", err)
+	}
+	return nil
+}
+
+// cpuUsed is the CPU time the process has used, user and system.
+func cpuUsed() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, fmt.Errorf("getrusage: %w", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 // privateStdout moves stdout to a new descriptor for the response and points

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Elsewhere than Linux the child is a process of its own with the
@@ -15,6 +16,10 @@ import (
 func addressSpace() (int64, error) { return 0, nil }
 
 func setLimits(childLimits, int64) error { return nil }
+
+func raiseCPULimit(childLimits, time.Duration) error { return nil }
+
+func cpuUsed() (time.Duration, error) { return 0, nil }
 
 func privateStdout() (*os.File, error) { return os.Stdout, nil }
 
