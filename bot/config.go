@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 )
 
 // Defaults for Config fields left empty.
@@ -315,5 +318,58 @@ func (s *Secret) resolve(lookupEnv func(string) (string, bool)) error {
 		}
 		s.value = strings.TrimSpace(string(b))
 	}
+	return nil
+}
+
+// RenderConfig is the render block of the bot's config: the limits of the
+// render sandbox. Zero fields take the sandbox's defaults.
+type RenderConfig struct {
+	Timeout        time.Duration `yaml:"timeout"`
+	Memory         ByteSize      `yaml:"memory"`
+	CPU            time.Duration `yaml:"cpu"`
+	MaxOutputBytes ByteSize      `yaml:"maxOutputBytes"`
+}
+
+// Runner is the sandbox these limits describe.
+func (c RenderConfig) Runner() sandbox.Runner {
+	return sandbox.Runner{Timeout: c.Timeout, Memory: int64(c.Memory), CPU: c.CPU, MaxOutputBytes: int64(c.MaxOutputBytes)}
+}
+
+func (c RenderConfig) validate() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"render.timeout", c.Timeout < 0},
+		{"render.memory", c.Memory < 0},
+		{"render.cpu", c.CPU < 0},
+		{"render.maxOutputBytes", c.MaxOutputBytes < 0},
+	} {
+		if f.neg {
+			errs = append(errs, fmt.Errorf("%s must not be negative; leave it out for the default", f.name))
+		}
+	}
+	if c.Memory > 0 && c.Memory < 64<<20 {
+		errs = append(errs, fmt.Errorf("render.memory %d is below 64Mi, too little for any render", c.Memory))
+	}
+	return errs
+}
+
+// ByteSize is a number of bytes, written in YAML as a number or a
+// Kubernetes quantity ("512Mi", "1Gi").
+type ByteSize int64
+
+// UnmarshalYAML reads a number or a quantity.
+func (b *ByteSize) UnmarshalYAML(node *yaml.Node) error {
+	q, err := resource.ParseQuantity(node.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a size: write bytes or a quantity such as 512Mi or 1Gi", node.Line, node.Value)
+	}
+	n, ok := q.AsInt64()
+	if !ok {
+		return fmt.Errorf("line %d: %q is not a whole number of bytes", node.Line, node.Value)
+	}
+	*b = ByteSize(n)
 	return nil
 }

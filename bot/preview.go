@@ -9,10 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
-	"go.yaml.in/yaml/v3"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
@@ -56,59 +53,6 @@ type Previewer struct {
 	// a child process with no network and bounded time, memory and output;
 	// the zero value has the defaults. Git sources are fetched here first.
 	Sandbox sandbox.Runner
-}
-
-// RenderConfig is the render block of the bot's config: the limits of the
-// render sandbox. Zero fields take the sandbox's defaults.
-type RenderConfig struct {
-	Timeout        time.Duration `yaml:"timeout"`
-	Memory         ByteSize      `yaml:"memory"`
-	CPU            time.Duration `yaml:"cpu"`
-	MaxOutputBytes ByteSize      `yaml:"maxOutputBytes"`
-}
-
-// Runner is the sandbox these limits describe.
-func (c RenderConfig) Runner() sandbox.Runner {
-	return sandbox.Runner{Timeout: c.Timeout, Memory: int64(c.Memory), CPU: c.CPU, MaxOutputBytes: int64(c.MaxOutputBytes)}
-}
-
-func (c RenderConfig) validate() []error {
-	var errs []error
-	for _, f := range []struct {
-		name string
-		neg  bool
-	}{
-		{"render.timeout", c.Timeout < 0},
-		{"render.memory", c.Memory < 0},
-		{"render.cpu", c.CPU < 0},
-		{"render.maxOutputBytes", c.MaxOutputBytes < 0},
-	} {
-		if f.neg {
-			errs = append(errs, fmt.Errorf("%s must not be negative; leave it out for the default", f.name))
-		}
-	}
-	if c.Memory > 0 && c.Memory < 64<<20 {
-		errs = append(errs, fmt.Errorf("render.memory %d is below 64Mi, too little for any render", c.Memory))
-	}
-	return errs
-}
-
-// ByteSize is a number of bytes, written in YAML as a number or a
-// Kubernetes quantity ("512Mi", "1Gi").
-type ByteSize int64
-
-// UnmarshalYAML reads a number or a quantity.
-func (b *ByteSize) UnmarshalYAML(node *yaml.Node) error {
-	q, err := resource.ParseQuantity(node.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a size: write bytes or a quantity such as 512Mi or 1Gi", node.Line, node.Value)
-	}
-	n, ok := q.AsInt64()
-	if !ok {
-		return fmt.Errorf("line %d: %q is not a whole number of bytes", node.Line, node.Value)
-	}
-	*b = ByteSize(n)
-	return nil
 }
 
 // Preview brings the preview of pr up to date. The pull request is read
