@@ -421,12 +421,15 @@ func BenchmarkBotProcess(b *testing.B) {
 		}
 	})
 	var load sync.WaitGroup
+	// Each delivery a distinct body (the bot also dedupes by body hash),
+	// numbered by its own counter: ids numbers the delivery ids.
+	var variants atomic.Int64
 	loadStart := time.Now()
 	until := loadStart.Add(loadFor)
 	for range clients {
 		load.Go(func() {
 			for time.Now().Before(until) {
-				v := benchVariant(body2, ids.Load()+1)
+				v := benchVariant(body2, variants.Add(1))
 				code, err := deliver(v, githubfake.Sign([]byte(benchSecret), v))
 				if err == nil && code == http.StatusAccepted {
 					ok.Add(1)
