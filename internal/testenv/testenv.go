@@ -99,6 +99,12 @@ func Tool(t testing.TB, name string) string {
 // It returns the exit code for os.Exit. *env stays nil when the binaries are
 // missing and CI is not set; Env.Namespace then skips the test.
 func Run(m *testing.M, env **Env) int {
+	if fuzzWorker() {
+		// A fuzzing worker runs only a fuzz target, and go test starts
+		// and restarts many of them: a control plane each would stall
+		// the fuzzer.
+		return m.Run()
+	}
 	dir := AssetsDir()
 	if dir == "" {
 		if inCI() {
@@ -227,4 +233,15 @@ func inCI() bool { return os.Getenv("CI") == "true" }
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// fuzzWorker reports whether this test binary is a worker process of
+// `go test -fuzz`, which the coordinator starts with -test.fuzzworker.
+func fuzzWorker() bool {
+	for _, arg := range os.Args[1:] {
+		if strings.HasPrefix(arg, "-test.fuzzworker") || strings.HasPrefix(arg, "--test.fuzzworker") {
+			return true
+		}
+	}
+	return false
 }
