@@ -16,9 +16,9 @@
 #   PUSHES=20 LOAD_SECONDS=10 hack/bench-bot.sh
 #
 # Everything runs on 127.0.0.1: the test control plane (kube-apiserver + etcd
-# from hack/test-assets.sh), the GitHub fake (internal/scm/scmtest/githubfake,
+# from hack/test-assets.sh), the GitHub fake (internal/testing/scmtest/githubfake,
 # which checks every request against GitHub's OpenAPI description), a real
-# Git server (internal/gittest) and the gitops-bot binary built here. The
+# Git server (internal/testing/gittest) and the gitops-bot binary built here. The
 # measurements are the benchmarks in bot/bench_test.go; none asserts on time.
 set -euo pipefail
 source "$(dirname "$0")/lib/benchdoc.sh"

@@ -11,7 +11,7 @@
 # folder at once. Progress goes to stderr, the folder to stdout.
 set -euo pipefail
 
-KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.37.2}"  # keep in step with internal/testenv
+KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.37.2}"  # keep in step with internal/testing/testenv
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 HELM_VERSION="${HELM_VERSION:-4.3.1}"
 cache_root="${KUBECTL_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-gitops}"

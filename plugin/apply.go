@@ -118,7 +118,7 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	}
 	targets := []*target{t}
 	if t.all {
-		apps, err := cluster.Order(t.repo.Apps)
+		apps, err := config.Order(t.repo.Apps)
 		if err != nil {
 			return err
 		}
@@ -136,7 +136,7 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	var problems int
 	for _, one := range targets {
 		if one.app != nil {
-			if dep := cluster.BlockedBy(*one.app, failed); dep != "" {
+			if dep := config.BlockedBy(*one.app, failed); dep != "" {
 				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", one.app.Name, dep)
 				failed[one.app.Name] = true
 				problems++

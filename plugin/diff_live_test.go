@@ -18,7 +18,7 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 // env is the package's real control plane for the live diff; the offline

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 )
 
 // TestRenderGitSource renders an app whose manifests live in a third-party

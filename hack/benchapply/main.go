@@ -14,7 +14,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 func main() {

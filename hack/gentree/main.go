@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gentree"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gentree"
 )
 
 func main() {

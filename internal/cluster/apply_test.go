@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 // Builders: valid by default; each test changes what it is about.

@@ -34,7 +34,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 )
 
 // fixture is one served repository with history:

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/golden"
 )
 
 func commentPreviews(t *testing.T) []AppPreview {

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/golden"
 )
 
 const testMarker = "<!-- kubectl-gitops:preview sha=0123abcd -->"

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/golden"
 )
 
 // objs parses a multi-document YAML stream.

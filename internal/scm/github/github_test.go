@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
 )
 
 const installation = 7

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
 )
 
 func TestNewWebhooksRefusesEmptySecret(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/gitlabfake"
 )
 
 const (

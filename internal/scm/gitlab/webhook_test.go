@@ -5,7 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/gitlabfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/gitlabfake"
 	"net/http"
 	"strconv"
 	"strings"

@@ -1,17 +1,15 @@
-package cluster
+package config
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 )
 
 // Order sorts apps so that each comes after the apps it depends on; apps
 // free to go in any order keep their order in gitops.yaml. Dependencies on
 // apps not in the list, and cycles, are errors (config's Validate reports
 // them with line numbers first).
-func Order(apps []config.App) ([]config.App, error) {
+func Order(apps []App) ([]App, error) {
 	index := make(map[string]int, len(apps))
 	for i, a := range apps {
 		index[a.Name] = i
@@ -29,7 +27,7 @@ func Order(apps []config.App) ([]config.App, error) {
 		}
 	}
 	placed := make([]bool, len(apps))
-	out := make([]config.App, 0, len(apps))
+	out := make([]App, 0, len(apps))
 	for len(out) < len(apps) {
 		next := -1
 		for i := range apps {
@@ -58,7 +56,7 @@ func Order(apps []config.App) ([]config.App, error) {
 
 // BlockedBy returns the first of app's dependencies in failed, or "".
 // A dependant of a failed app is not applied.
-func BlockedBy(app config.App, failed map[string]bool) string {
+func BlockedBy(app App, failed map[string]bool) string {
 	for _, dep := range app.DependsOn {
 		if failed[dep] {
 			return dep

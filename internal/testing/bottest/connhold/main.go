@@ -1,5 +1,5 @@
 // Command connhold is the idle-connection half of the bot's load test
-// (internal/bottest.HoldIdle): it opens -n TCP connections to -addr, a
+// (internal/testing/bottest.HoldIdle): it opens -n TCP connections to -addr, a
 // loopback address only, sends nothing on them, prints "ready OPENED
 // FAILED" and holds them until its standard input closes. It runs as a
 // process of its own so the connections do not count against the test's

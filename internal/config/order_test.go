@@ -1,25 +1,23 @@
-package cluster
+package config
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 )
 
 func TestOrder(t *testing.T) {
-	app := func(name string, deps ...string) config.App { return config.App{Name: name, DependsOn: deps} }
+	app := func(name string, deps ...string) App { return App{Name: name, DependsOn: deps} }
 	tests := []struct {
 		name    string
-		apps    []config.App
+		apps    []App
 		want    string
 		wantErr string
 	}{
-		{"file order when free", []config.App{app("a"), app("b"), app("c")}, "a b c", ""},
-		{"dependencies first", []config.App{app("web", "config", "infra"), app("config", "infra"), app("infra")}, "infra config web", ""},
-		{"stable among ready", []config.App{app("x", "z"), app("y"), app("z")}, "y z x", ""},
-		{"unknown dependency", []config.App{app("a", "nope")}, "", "depends on nope"},
-		{"cycle", []config.App{app("a", "b"), app("b", "a"), app("c")}, "", "apps a, b depend on each other in a cycle"},
+		{"file order when free", []App{app("a"), app("b"), app("c")}, "a b c", ""},
+		{"dependencies first", []App{app("web", "config", "infra"), app("config", "infra"), app("infra")}, "infra config web", ""},
+		{"stable among ready", []App{app("x", "z"), app("y"), app("z")}, "y z x", ""},
+		{"unknown dependency", []App{app("a", "nope")}, "", "depends on nope"},
+		{"cycle", []App{app("a", "b"), app("b", "a"), app("c")}, "", "apps a, b depend on each other in a cycle"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

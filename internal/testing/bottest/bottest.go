@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
 )
 
 // Bot is a running gitops-bot process.
@@ -138,7 +138,7 @@ reconcileInterval: 1h
 func HoldIdle(tb testing.TB, addr string, n, perProcess int) int {
 	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "connhold")
-	build := exec.Command("go", "build", "-o", bin, "github.com/kubectl-gitops/kubectl-gitops/internal/bottest/connhold")
+	build := exec.Command("go", "build", "-o", bin, "github.com/kubectl-gitops/kubectl-gitops/internal/testing/bottest/connhold")
 	if out, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("building connhold: %v\n%s", err, out)
 	}
