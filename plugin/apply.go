@@ -16,7 +16,7 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 )
 
@@ -127,14 +127,18 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	if err := o.useAppContext(targets); err != nil {
 		return err
 	}
-	client, err := cluster.New(o.Kube, cluster.Options{Concurrency: o.Concurrency})
+	e, err := o.engine(t)
 	if err != nil {
 		return err
 	}
+	if e.Cluster, err = cluster.New(o.Kube, cluster.Options{Concurrency: o.Concurrency}); err != nil {
+		return err
+	}
+	rendered := e.Render(ctx, o.units(targets, o.Name))
 
 	failed := map[string]bool{}
 	var problems int
-	for _, one := range targets {
+	for i, one := range targets {
 		if one.app != nil {
 			if dep := config.BlockedBy(*one.app, failed); dep != "" {
 				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", one.app.Name, dep)
@@ -143,7 +147,7 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		if err := o.applyOne(ctx, client, one, t.all); err != nil {
+		if err := o.applyOne(ctx, e, one, &rendered[i], t.all); err != nil {
 			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(err, "  "))
 			if one.app != nil {
 				failed[one.app.Name] = true
@@ -160,88 +164,65 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// applyOne renders and applies one app or path and prints its summary.
-func (o *ApplyOptions) applyOne(ctx context.Context, client *cluster.Client, job *target, all bool) error {
-	if job.app != nil && job.app.Helm != nil {
-		return o.applyHelmApp(ctx, client, job)
-	}
-	res, err := o.render(ctx, job)
-	if err != nil {
+// applyOne applies one rendered app or path and prints its summary.
+func (o *ApplyOptions) applyOne(ctx context.Context, e *engine.Engine, job *target, r *engine.Rendered, all bool) error {
+	if err := e.Prepare(ctx, r); err != nil {
+		if r.IsHelm() {
+			return fmt.Errorf("rendering failed, nothing was applied: %w", err)
+		}
 		return fmt.Errorf("rendering failed, nothing was applied or pruned: %w", err)
 	}
-	printWarnings(o.ErrOut, res)
-
-	ref := o.inventoryRef(job.app, o.Name)
-	if job.app != nil && !all {
-		o.warnUnappliedDependencies(ctx, client, job)
-	}
-	opts := cluster.ApplyOptions{
-		Inventory:       ref,
+	opts := engine.ApplyOptions{
 		Revision:        o.revision(ctx, job),
-		Prune:           o.prune(job.app),
+		Description:     "kubectl-gitops apply",
+		Prune:           o.pruneOverride(),
 		PruneAllowEmpty: o.PruneAllowEmpty,
 		PruneConfirm:    o.PruneConfirm,
 		DryRun:          o.DryRun,
 		ForceConflicts:  o.ForceConflicts,
 		Force:           o.Force,
-		Progress: func(r cluster.ObjectResult) {
-			for _, w := range r.Warnings {
-				fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", r.Ref.KubectlName(), w)
-			}
-			fmt.Fprintln(o.ErrOut, r.Line())
-		},
+		Wait:            o.Wait,
+		Timeout:         o.Timeout,
 	}
-	if o.Wait {
-		opts.Wait = &cluster.WaitOptions{Timeout: o.timeout(job.app), Progress: func(s cluster.ObjectStatus) {
-			if s.Status != "Current" {
-				fmt.Fprintln(o.ErrOut, s.String())
-			}
-		}}
-	}
-	result, err := client.Apply(ctx, res.Objects, opts)
-	o.summarize(job, ref, opts, result)
-	return err
-}
-
-// applyHelmApp installs or upgrades an app that is a Helm release, as one:
-// Helm keeps its own record of what it applied (the release), so there is
-// no inventory and no prune; a failed upgrade is rolled back. With
-// --dry-run it only reports what the upgrade would change.
-func (o *ApplyOptions) applyHelmApp(ctx context.Context, client *cluster.Client, job *target) error {
-	rel, err := o.checkedHelmRelease(ctx, job, job.app)
-	if err != nil {
-		return fmt.Errorf("rendering failed, nothing was applied: %w", err)
-	}
-	if o.DryRun {
-		cs, err := helmDiff(ctx, client, rel, diff.Options{})
+	if r.IsHelm() {
+		res, err := e.Apply(ctx, r, opts)
 		if err != nil {
 			return err
 		}
-		sum := cs.Summary()
-		fmt.Fprintf(o.Out, "%s: Helm release %s/%s: %d created, %d configured, %d deleted, %d unchanged (dry run)\n",
-			job.name(), rel.Namespace, rel.Name, sum.Created, sum.Configured, sum.Deleted, sum.Unchanged)
+		if res.HelmPlan != nil {
+			sum := res.HelmPlan.Summary()
+			fmt.Fprintf(o.Out, "%s: Helm release %s/%s: %d created, %d configured, %d deleted, %d unchanged (dry run)\n",
+				job.name(), r.Release.Namespace, r.Release.Name, sum.Created, sum.Configured, sum.Deleted, sum.Unchanged)
+			return nil
+		}
+		fmt.Fprintln(o.ErrOut, helmResultLine(res.Helm))
+		fmt.Fprintf(o.Out, "%s: Helm release %s/%s revision %d %s\n", job.name(), res.Helm.Namespace, res.Helm.Name, res.Helm.Revision, res.Helm.Status)
 		return nil
 	}
-	description := "kubectl-gitops apply"
-	if rev := o.revision(ctx, job); rev != "" {
-		description += " at " + shortRevision(rev)
+	printWarnings(o.ErrOut, r.Result)
+	if job.app != nil && !all {
+		o.warnUnappliedDependencies(ctx, e.Cluster, job)
 	}
-	res, err := helmApply(ctx, client, rel, cluster.HelmOptions{
-		ForceConflicts: o.ForceConflicts,
-		Description:    description,
-		Wait:           o.Wait,
-		Timeout:        o.timeout(job.app),
-	})
-	if err != nil {
-		return err
+	opts.Progress = func(res cluster.ObjectResult) {
+		for _, w := range res.Warnings {
+			fmt.Fprintf(o.ErrOut, "Warning: %s: %s\n", res.Ref.KubectlName(), w)
+		}
+		fmt.Fprintln(o.ErrOut, res.Line())
 	}
-	fmt.Fprintln(o.ErrOut, helmResultLine(res))
-	fmt.Fprintf(o.Out, "%s: Helm release %s/%s revision %d %s\n", job.name(), res.Namespace, res.Name, res.Revision, res.Status)
-	return nil
+	opts.WaitProgress = func(s cluster.ObjectStatus) {
+		if s.Status != "Current" {
+			fmt.Fprintln(o.ErrOut, s.String())
+		}
+	}
+	res, err := e.Apply(ctx, r, opts)
+	if res != nil {
+		o.summarize(job, res.Inventory, opts.Revision, res.Objects)
+	}
+	return err
 }
 
 // summarize prints what happened to stdout: one line per set.
-func (o *ApplyOptions) summarize(job *target, ref cluster.InventoryRef, opts cluster.ApplyOptions, res *cluster.ApplyResult) {
+func (o *ApplyOptions) summarize(job *target, ref cluster.InventoryRef, revision string, res *cluster.ApplyResult) {
 	if res == nil {
 		return
 	}
@@ -261,21 +242,11 @@ func (o *ApplyOptions) summarize(job *target, ref cluster.InventoryRef, opts clu
 		b.WriteString(" (server dry run)")
 	case res.InventoryWritten:
 		fmt.Fprintf(&b, "; inventory %s/%s", ref.Namespace, ref.Name())
-		if opts.Revision != "" {
-			fmt.Fprintf(&b, " at %s", shortRevision(opts.Revision))
+		if revision != "" {
+			fmt.Fprintf(&b, " at %s", engine.ShortRevision(revision))
 		}
 	}
 	fmt.Fprintln(o.Out, b.String())
-}
-
-func (o *ApplyOptions) timeout(app *config.App) time.Duration {
-	if o.Timeout > 0 {
-		return o.Timeout
-	}
-	if app != nil && app.Wait != nil && app.Wait.Timeout.Duration > 0 {
-		return app.Wait.Timeout.Duration
-	}
-	return config.DefaultWaitTimeout
 }
 
 // warnUnappliedDependencies warns about dependencies that were never
@@ -286,7 +257,7 @@ func (o *ApplyOptions) warnUnappliedDependencies(ctx context.Context, client *cl
 		if !ok {
 			continue
 		}
-		ref := o.inventoryRef(app, "")
+		ref := engine.Unit{App: app, Namespace: o.namespace(app)}.Inventory()
 		inv, err := client.ReadInventory(ctx, ref)
 		if err == nil && !inv.Exists {
 			fmt.Fprintf(o.ErrOut, "Warning: app %s depends on app %s, which has never been applied (no inventory %s/%s); apply it first: kubectl gitops apply %s\n",
@@ -316,11 +287,4 @@ func (o *ApplyOptions) revision(ctx context.Context, t *target) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func shortRevision(rev string) string {
-	if len(rev) == 40 && !strings.ContainsFunc(rev, func(r rune) bool { return !strings.ContainsRune("0123456789abcdef", r) }) {
-		return rev[:12]
-	}
-	return rev
 }

@@ -5,10 +5,10 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 )
 
 // split turns the repository folder into one target per app, in the order of
@@ -48,32 +48,46 @@ func (t *target) name() string {
 }
 
 // namespace is where a set's namespaced objects (and its inventory, and a
-// Helm app's release) go when they name none: -n, else the app's namespace,
-// else the kubeconfig context's, else "default".
+// Helm app's release) go when they name none: engine.Namespace with -n as
+// the override and the kubeconfig context's namespace as the fallback.
 func (f *Flags) namespace(app *config.App) string {
-	if f.Kube.Namespace != nil && *f.Kube.Namespace != "" {
-		return *f.Kube.Namespace
+	override := ""
+	if f.Kube.Namespace != nil {
+		override = *f.Kube.Namespace
 	}
-	if app != nil && app.Namespace != "" {
-		return app.Namespace
+	fallback := ""
+	if override == "" && (app == nil || app.Namespace == "") {
+		if ns, _, err := f.Kube.ToRawKubeConfigLoader().Namespace(); err == nil {
+			fallback = ns
+		}
 	}
-	if ns, _, err := f.Kube.ToRawKubeConfigLoader().Namespace(); err == nil && ns != "" {
-		return ns
-	}
-	return metav1.NamespaceDefault
+	return engine.Namespace(app, override, fallback)
 }
 
-// inventoryRef names the inventory of an app, or of a path given a --name;
-// a path without one has none (nothing is labelled or pruned).
-func (f *Flags) inventoryRef(app *config.App, name string) cluster.InventoryRef {
-	ref := cluster.InventoryRef{Namespace: f.namespace(app)}
-	switch {
-	case app != nil:
-		ref.App = app.Name
-	case name != "":
-		ref.App = name
+// units are the engine's units of targets; name is --name, the inventory of
+// a path that is no app.
+func (f *Flags) units(targets []*target, name string) []engine.Unit {
+	out := make([]engine.Unit, len(targets))
+	for i, t := range targets {
+		out[i] = engine.Unit{Repo: t.repo, App: t.app, Path: t.path, Root: t.root, Name: name, Namespace: f.namespace(t.app)}
 	}
-	return ref
+	return out
+}
+
+// engine is the pipeline for t's repository: rendering in the sandbox
+// unless --sandbox=false, with the repository's fetchers. Its cluster is
+// set once the renders succeeded.
+func (f *Flags) engine(t *target) (*engine.Engine, error) {
+	e := &engine.Engine{}
+	if f.Sandbox {
+		e.Renderer = sandbox.Runner{}
+	}
+	opts, err := f.appOptions(t)
+	if err != nil {
+		return nil, err
+	}
+	e.Options = opts
+	return e, nil
 }
 
 // useAppContext switches to the kubeconfig context the targets' apps name as
@@ -111,10 +125,11 @@ func (p *pruneFlags) complete(cmd *cobra.Command) {
 	p.pruneGiven = cmd.Flags().Changed("prune")
 }
 
-// prune is --prune when given, else the app's setting.
-func (p *pruneFlags) prune(app *config.App) bool {
-	if p.pruneGiven || app == nil {
-		return p.Prune
+// pruneOverride is --prune when given; nil leaves it to the app.
+func (p *pruneFlags) pruneOverride() *bool {
+	if !p.pruneGiven {
+		return nil
 	}
-	return app.Prune
+	prune := p.Prune
+	return &prune
 }

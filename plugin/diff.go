@@ -15,8 +15,8 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
-	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 
 // DiffOptions previews what applying a path or app would change in the
@@ -162,16 +162,6 @@ func (o *DiffOptions) diffOptions() diff.Options {
 	return diff.Options{ShowSecrets: o.ShowSecrets, ShowManagedFields: o.ShowManagedFields}
 }
 
-// liveJob is one rendered set and the inventory it is diffed against.
-type liveJob struct {
-	objs  []*unstructured.Unstructured
-	inv   cluster.InventoryRef
-	prune bool
-	// release is set for a Helm app, which is diffed against its deployed
-	// release instead.
-	release *render.HelmRelease
-}
-
 // runLive renders the target, dry-runs it against the cluster and reports.
 // Objects that could not be compared are listed on stderr after the report
 // of the others, and make the exit status ExitError.
@@ -180,31 +170,32 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	jobs, err := o.liveJobs(ctx, t)
-	if err != nil {
-		return err
-	}
+	targets := t.targets()
 	// An app's cluster is a kubeconfig context; --context wins.
-	if err := o.useAppContext(t.targets()); err != nil {
+	if err := o.useAppContext(targets); err != nil {
 		return err
 	}
-	client, err := cluster.New(o.Kube, cluster.Options{})
+	e, err := o.engine(t)
 	if err != nil {
 		return err
 	}
+	rendered := e.Render(ctx, o.units(targets, o.Name))
+	for i := range rendered {
+		if err := e.Prepare(ctx, &rendered[i]); err != nil {
+			return fmt.Errorf("rendering %s: %w", targets[i].name(), err)
+		}
+		if !rendered[i].IsHelm() {
+			printWarnings(o.ErrOut, rendered[i].Result)
+		}
+	}
+	if e.Cluster, err = cluster.New(o.Kube, cluster.Options{}); err != nil {
+		return err
+	}
+	opts := engine.PlanOptions{Diff: o.diffOptions(), Prune: o.pruneOverride(), PruneConfirm: o.PruneConfirm}
 	cs := &diff.ChangeSet{}
 	var errs []error
-	for _, job := range jobs {
-		var part *diff.ChangeSet
-		if job.release != nil {
-			part, err = helmDiff(ctx, client, job.release, o.diffOptions())
-		} else {
-			part, err = client.Plan(ctx, job.objs, job.inv, cluster.PlanOptions{
-				Options:      o.diffOptions(),
-				Prune:        job.prune,
-				PruneConfirm: o.PruneConfirm,
-			})
-		}
+	for i := range rendered {
+		part, err := e.Plan(ctx, &rendered[i], opts)
 		var unreachable *cluster.UnreachableError
 		if errors.As(err, &unreachable) {
 			return unreachable
@@ -216,7 +207,7 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if len(jobs) > 1 {
+	if len(rendered) > 1 {
 		slices.SortStableFunc(cs.Changes, func(a, b diff.Change) int {
 			return cmp.Or(cmp.Compare(a.Ref.Group, b.Ref.Group), cmp.Compare(a.Ref.Kind, b.Ref.Kind),
 				cmp.Compare(a.Ref.Namespace, b.Ref.Namespace), cmp.Compare(a.Ref.Name, b.Ref.Name))
@@ -237,30 +228,6 @@ func (o *DiffOptions) runLive(ctx context.Context) error {
 		return &ExitCodeError{Code: ExitChanges}
 	}
 	return nil
-}
-
-// liveJobs renders the target: one job for a path or an app, one per app
-// for a whole repository, each against its app's inventory; a Helm app is
-// prepared as a release.
-func (o *DiffOptions) liveJobs(ctx context.Context, t *target) ([]liveJob, error) {
-	var jobs []liveJob
-	for _, one := range t.targets() {
-		if isHelmApp(one.app) {
-			rel, err := o.checkedHelmRelease(ctx, one, one.app)
-			if err != nil {
-				return nil, fmt.Errorf("rendering %s: %w", one.name(), err)
-			}
-			jobs = append(jobs, liveJob{release: rel})
-			continue
-		}
-		res, err := o.render(ctx, one)
-		if err != nil {
-			return nil, fmt.Errorf("rendering %s: %w", one.name(), err)
-		}
-		printWarnings(o.ErrOut, res)
-		jobs = append(jobs, liveJob{objs: res.Objects, inv: o.inventoryRef(one.app, o.Name), prune: o.prune(one.app)})
-	}
-	return jobs, nil
 }
 
 // flatten lists the leaves of joined errors.

@@ -3,13 +3,13 @@ package plugin
 import (
 	"context"
 	"fmt"
-	"helm.sh/helm/v4/pkg/kube"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"helm.sh/helm/v4/pkg/kube"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"

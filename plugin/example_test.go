@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 )
 
@@ -37,17 +38,17 @@ func TestExampleRepository(t *testing.T) {
 		t.Helper()
 		return run(t, repo.Dir, append(args, kube...)...)
 	}
-	status := func() map[string]appStatus {
+	status := func() map[string]engine.Status {
 		t.Helper()
 		code, out, errOut := gitops("status", "-o", "json")
 		if code != 0 {
 			t.Fatalf("status: exit %d: %s", code, errOut)
 		}
-		var rows []appStatus
+		var rows []engine.Status
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {
 			t.Fatalf("status -o json: %v\n%s", err, out)
 		}
-		byApp := map[string]appStatus{}
+		byApp := map[string]engine.Status{}
 		for _, r := range rows {
 			byApp[r.App] = r
 		}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 )
 
 // StatusOptions report, per app, what was applied last and whether the
@@ -85,25 +85,6 @@ func (o *StatusOptions) Validate() error {
 	return nil
 }
 
-// appStatus is one row of the report.
-type appStatus struct {
-	App       string    `json:"app"`
-	Namespace string    `json:"namespace"`
-	Kind      string    `json:"kind"` // "inventory" or "helm"
-	Applied   bool      `json:"applied"`
-	Revision  string    `json:"revision,omitempty"`
-	AppliedAt time.Time `json:"appliedAt,omitzero"`
-	// Sync is InSync, Drifted or Unknown (when the tree could not be
-	// rendered or dry-run).
-	Sync      string       `json:"sync"`
-	Drift     diff.Summary `json:"drift"`
-	Health    string       `json:"health"`
-	Objects   int          `json:"objects"`
-	Unhealthy []string     `json:"unhealthy,omitempty"`
-	Suspended bool         `json:"suspended"`
-	Error     string       `json:"error,omitempty"`
-}
-
 // Run reports every app of the target.
 func (o *StatusOptions) Run(ctx context.Context) error {
 	t, err := o.resolveTarget(o.arg)
@@ -117,19 +98,23 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if err := o.useAppContext(targets); err != nil {
 		return err
 	}
-	client, err := cluster.New(o.Kube, cluster.Options{})
+	e, err := o.engine(t)
 	if err != nil {
 		return err
 	}
-	rows := make([]appStatus, 0, len(targets))
-	for _, one := range targets {
-		row, err := o.status(ctx, client, one)
+	if e.Cluster, err = cluster.New(o.Kube, cluster.Options{}); err != nil {
+		return err
+	}
+	rendered := e.Render(ctx, o.units(targets, ""))
+	rows := make([]engine.Status, 0, len(targets))
+	for i := range rendered {
+		row, err := e.Status(ctx, &rendered[i])
 		var unreachable *cluster.UnreachableError
 		if errors.As(err, &unreachable) {
 			return unreachable
 		}
 		if err != nil {
-			row.Sync, row.Error = "Unknown", err.Error()
+			row.Sync, row.Error = engine.Unknown, err.Error()
 		}
 		rows = append(rows, row)
 	}
@@ -141,91 +126,13 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	return o.printTable(rows)
 }
 
-// status reads one app's state: its Helm release, or its inventory.
-func (o *StatusOptions) status(ctx context.Context, client *cluster.Client, t *target) (appStatus, error) {
-	row := appStatus{App: t.app.Name, Namespace: o.namespace(t.app), Suspended: t.app.Suspend, Kind: "inventory", Sync: "Unknown", Health: "Unknown"}
-	if isHelmApp(t.app) {
-		row.Kind = "helm"
-		return o.helmStatus(ctx, client, t, row)
-	}
-	res, err := o.render(ctx, t)
-	if err != nil {
-		return row, fmt.Errorf("rendering: %w", err)
-	}
-	st, err := client.Status(ctx, res.Objects, o.inventoryRef(t.app, ""))
-	if err != nil {
-		return row, err
-	}
-	row.Applied, row.Revision, row.AppliedAt = st.Applied, st.Revision, st.AppliedAt
-	row.Drift, row.Objects = st.Drift, st.Objects
-	row.Sync = syncState(st.InSync, st.DriftErr)
-	if st.DriftErr != nil {
-		row.Error = st.DriftErr.Error()
-	}
-	switch {
-	case !st.Applied:
-		row.Health = "NotApplied"
-	case st.Healthy():
-		row.Health = "Healthy"
-	default:
-		row.Health = "Progressing"
-		for _, u := range st.Unhealthy {
-			row.Unhealthy = append(row.Unhealthy, u.String())
-			if u.Status == "Failed" {
-				row.Health = "Degraded"
-			}
-		}
-	}
-	return row, nil
-}
-
-// helmStatus reads a Helm app's release and dry-runs its upgrade.
-func (o *StatusOptions) helmStatus(ctx context.Context, client *cluster.Client, t *target, row appStatus) (appStatus, error) {
-	rel, err := o.helmRelease(ctx, t, t.app)
-	if err != nil {
-		return row, fmt.Errorf("rendering: %w", err)
-	}
-	row.Namespace = rel.Namespace
-	res, err := client.HelmStatus(ctx, rel.Name, rel.Namespace)
-	switch {
-	case errors.Is(err, cluster.ErrNoHelmRelease):
-		row.Health = "NotApplied"
-	case err != nil:
-		return row, err
-	default:
-		row.Applied, row.Revision, row.AppliedAt = true, fmt.Sprintf("helm revision %d", res.Revision), res.Updated
-		row.Health = "Healthy"
-		if res.Status != "deployed" {
-			row.Health = "Degraded"
-			row.Unhealthy = []string{fmt.Sprintf("release %s/%s is %s", res.Namespace, res.Name, res.Status)}
-		}
-	}
-	cs, err := helmDiff(ctx, client, rel, diff.Options{})
-	if err != nil {
-		return row, err
-	}
-	row.Drift = cs.Summary()
-	row.Sync = syncState(!cs.HasChanges(), nil)
-	return row, nil
-}
-
-func syncState(inSync bool, err error) string {
-	switch {
-	case err != nil:
-		return "Unknown"
-	case inSync:
-		return "InSync"
-	}
-	return "Drifted"
-}
-
-func (o *StatusOptions) printTable(rows []appStatus) error {
+func (o *StatusOptions) printTable(rows []engine.Status) error {
 	w := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "APP\tNAMESPACE\tREVISION\tAPPLIED\tSYNC\tHEALTH\tSUSPENDED")
 	for _, r := range rows {
 		revision, applied := "-", "-"
 		if r.Applied {
-			revision = shortRevision(r.Revision)
+			revision = engine.ShortRevision(r.Revision)
 			if revision == "" {
 				revision = "unknown"
 			}

@@ -183,19 +183,6 @@ func (f *Flags) render(ctx context.Context, t *target) (*render.Result, error) {
 	return render.App(ctx, t.repo, *t.app, opts)
 }
 
-// checkedHelmRelease prepares a Helm app for installation as helmRelease
-// does, after rendering its chart in the sandbox: the Helm SDK renders the
-// release's templates again in this process, so a template that would
-// exhaust memory or loop must stop the sandboxed render first.
-func (f *Flags) checkedHelmRelease(ctx context.Context, t *target, app *config.App) (*render.HelmRelease, error) {
-	if f.Sandbox && t.repo != nil {
-		if _, err := f.render(ctx, t); err != nil {
-			return nil, err
-		}
-	}
-	return f.helmRelease(ctx, t, app)
-}
-
 // isRenderable reports whether dir is a kustomization or a chart, which
 // render as themselves even at a repository's top.
 func isRenderable(dir string) bool {
