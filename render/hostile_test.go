@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gentree"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gentree"
 )
 
 // noHang runs f and fails the test if it has not returned within 20 s, so

@@ -14,16 +14,25 @@ func DefaultNamespace(objs []*unstructured.Unstructured, ns string) {
 	if ns == "" {
 		return
 	}
+	for _, obj := range withoutNamespace(objs) {
+		obj.SetNamespace(ns)
+	}
+}
+
+// withoutNamespace returns the objects of objs that DefaultNamespace gives a
+// namespace: the namespaced ones that have none.
+func withoutNamespace(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	crdScope := customResourceScopes(objs)
 	// kyaml's schema is process-wide and krusty rewrites it during builds.
 	kyamlGlobals.Lock()
 	defer kyamlGlobals.Unlock()
+	var out []*unstructured.Unstructured
 	for _, obj := range objs {
-		if obj.GetNamespace() != "" || !namespaced(obj, crdScope) {
-			continue
+		if obj.GetNamespace() == "" && namespaced(obj, crdScope) {
+			out = append(out, obj)
 		}
-		obj.SetNamespace(ns)
 	}
+	return out
 }
 
 // groupKind identifies a kind across versions.

@@ -161,6 +161,18 @@ func Detect(path string) (Kind, error) {
 // Path renders a file or folder, choosing the renderer with Detect, and sets
 // Options.Namespace on namespaced objects that have none.
 func Path(ctx context.Context, path string, opts Options) (*Result, error) {
+	res, err := renderPath(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	DefaultNamespace(res.Objects, opts.Namespace)
+	return res, nil
+}
+
+// renderPath is Path without the namespace default, which App sets only
+// after the app's patches. Options.Namespace is still a chart's release
+// namespace.
+func renderPath(ctx context.Context, path string, opts Options) (*Result, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve %s: %w", path, err)
@@ -172,20 +184,14 @@ func Path(ctx context.Context, path string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var res *Result
 	switch kind {
 	case KindKustomize:
-		res, err = Kustomize(ctx, abs, opts)
+		return Kustomize(ctx, abs, opts)
 	case KindHelm:
-		res, err = Helm(ctx, abs, opts)
+		return Helm(ctx, abs, opts)
 	default:
-		res, err = Plain(ctx, abs, opts)
+		return Plain(ctx, abs, opts)
 	}
-	if err != nil {
-		return nil, err
-	}
-	DefaultNamespace(res.Objects, opts.Namespace)
-	return res, nil
 }
 
 // ErrUnsafe marks a refusal to read or fetch something that untrusted input

@@ -3,7 +3,6 @@ package render
 import (
 	"bytes"
 	"context"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/golden"
 )
 
 // update rewrites the golden files: go test ./render -run X -update
