@@ -2,7 +2,7 @@
 // intake (verify, filter, dedupe), a per-pull-request job queue, periodic
 // reconciliation of open pull requests, and health and metrics endpoints.
 // It talks to forges only through internal/scm interfaces; the work a job
-// does (the preview) is handed in as a JobFunc.
+// does (the preview) is handed in as a PreviewRunner.
 package bot
 
 import (
@@ -46,8 +46,9 @@ type Deps struct {
 	Parsers map[scm.Kind]scm.WebhookParser
 	// Forges gives each configured forge's API clients.
 	Forges map[scm.Kind]scm.Forges
-	// Work is a pull request's job (the preview).
-	Work JobFunc
+	// Previewer does a pull request's job: NewPreviewer(cfg) in the
+	// service.
+	Previewer PreviewRunner
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its
@@ -62,6 +63,7 @@ type Bot struct {
 	deps     Deps
 	log      *slog.Logger
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time // tests wait themselves
 	metrics  *Metrics
 	queue    *queue
 	seen     *seenSet
@@ -81,14 +83,15 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Work == nil {
-		return nil, errors.New("bot: Deps.Work is required")
+	if deps.Previewer == nil {
+		return nil, errors.New("bot: Deps.Previewer is required")
 	}
 	b := &Bot{
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Logger,
 		now:      deps.Now,
+		after:    time.After,
 		metrics:  deps.Metrics,
 		patterns: map[scm.Kind][]string{},
 		stopping: make(chan struct{}),

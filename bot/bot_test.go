@@ -17,21 +17,34 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/memforge"
 )
 
 const canary = "canary-webhook-secret-5f2a"
 
 // fakeParser verifies an HMAC-SHA256 of the body in X-Test-Signature and
-// parses a small JSON payload into an scm.Event.
+// parses a small JSON payload into an scm.Event. Like GitHub's, it takes
+// the JSON in a form's payload field too, unless mediaTypes says JSON only.
 type fakeParser struct {
-	secret string
-	mu     sync.Mutex
-	verify int
-	parse  int
+	secret     string
+	mediaTypes []string
+	mu         sync.Mutex
+	verify     int
+	parse      int
+}
+
+func (p *fakeParser) MediaTypes() []string {
+	if p.mediaTypes != nil {
+		return p.mediaTypes
+	}
+	return []string{"application/json", "application/x-www-form-urlencoded"}
 }
 
 type fakePayload struct {
@@ -64,6 +77,13 @@ func (p *fakeParser) Parse(h http.Header, body []byte) (*scm.Event, error) {
 	p.mu.Lock()
 	p.parse++
 	p.mu.Unlock()
+	if h.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, err
+		}
+		body = []byte(form.Get("payload"))
+	}
 	var in fakePayload
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, err
@@ -85,69 +105,19 @@ func (p *fakeParser) Parse(h http.Header, body []byte) (*scm.Event, error) {
 	return ev, nil
 }
 
-// fakeForge implements scm.Forge; only what the bot calls does anything.
-type fakeForge struct {
-	mu          sync.Mutex
-	perm        scm.Permission
-	fork        bool
-	open        []scm.PullRequest
-	comments    []string
-	permChecked []string
+// previewFunc is a PreviewRunner of a function.
+type previewFunc func(ctx context.Context, forge PreviewForge, pr *scm.PullRequest, t Trigger) error
+
+func (f previewFunc) Preview(ctx context.Context, forge PreviewForge, pr *scm.PullRequest, t Trigger) error {
+	return f(ctx, forge, pr, t)
 }
 
-func (f *fakeForge) ListComments(context.Context, scm.PRRef) ([]scm.Comment, error) { return nil, nil }
-func (f *fakeForge) CreateComment(_ context.Context, _ scm.PRRef, body string) (scm.Comment, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.comments = append(f.comments, body)
-	return scm.Comment{ID: int64(len(f.comments)), Body: body}, nil
-}
-func (f *fakeForge) EditComment(context.Context, scm.PRRef, int64, string) error  { return nil }
-func (f *fakeForge) SetStatus(context.Context, scm.RepoRef, scm.Status) error     { return nil }
-func (f *fakeForge) ListReviews(context.Context, scm.PRRef) ([]scm.Review, error) { return nil, nil }
-func (f *fakeForge) ChangedFiles(context.Context, scm.PRRef) ([]string, error)    { return nil, nil }
-func (f *fakeForge) BotLogin(context.Context) (string, error)                     { return "gitops-bot", nil }
-func (f *fakeForge) ReadFile(context.Context, scm.RepoRef, string, string) ([]byte, error) {
-	return nil, scm.ErrNotFound
-}
-func (f *fakeForge) CloneCredentials(context.Context, scm.RepoRef) (string, string, error) {
-	return "x", "y", nil
-}
-func (f *fakeForge) GetPullRequest(_ context.Context, pr scm.PRRef) (*scm.PullRequest, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return &scm.PullRequest{Ref: pr, State: "open", Fork: f.fork}, nil
-}
-func (f *fakeForge) ListOpenPullRequests(_ context.Context, repo scm.RepoRef) ([]scm.PullRequest, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []scm.PullRequest
-	for _, pr := range f.open {
-		if pr.Ref.Repo.FullName == repo.FullName {
-			out = append(out, pr)
-		}
-	}
-	return out, nil
-}
-func (f *fakeForge) Permission(_ context.Context, _ scm.RepoRef, user string) (scm.Permission, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.permChecked = append(f.permChecked, user)
-	if f.perm == "" {
-		return scm.PermissionWrite, nil
-	}
-	return f.perm, nil
-}
+// noPreview is the previewer of bots whose jobs never run.
+var noPreview = previewFunc(func(context.Context, PreviewForge, *scm.PullRequest, Trigger) error { return nil })
 
-type fakeForges struct{ forge *fakeForge }
-
-func (f fakeForges) Forge(context.Context, scm.RepoRef, int64) (scm.Forge, error) {
-	return f.forge, nil
-}
-
-// call is one Work invocation.
+// call is one Preview invocation.
 type call struct {
-	pr      scm.PRRef
+	pr      scm.PullRequest
 	trigger Trigger
 }
 
@@ -156,14 +126,20 @@ type harness struct {
 	t      *testing.T
 	cfg    Config
 	parser *fakeParser
-	forge  *fakeForge
-	logs   *bytes.Buffer
-	work   func(ctx context.Context, pr scm.PRRef, t Trigger) error
+	// forge holds every pull request, open by default; alice may write.
+	forge *memforge.Forge
+	logs  *bytes.Buffer
+	// previewer does the jobs; nil records each call and runs work.
+	previewer PreviewRunner
+	work      func(ctx context.Context, pr scm.PRRef, t Trigger) error
+	now       func() time.Time
+	metrics   *Metrics
 
 	mu    sync.Mutex
 	calls []call
 	bot   *Bot
 	addr  string // where start serves
+	stop  func() error
 }
 
 func testConfig() Config {
@@ -179,7 +155,10 @@ func testConfig() Config {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	return &harness{t: t, cfg: testConfig(), parser: &fakeParser{secret: canary}, forge: &fakeForge{}, logs: &bytes.Buffer{}}
+	forge := memforge.New()
+	forge.OpenByDefault = true
+	forge.SetPermission("alice", scm.PermissionWrite)
+	return &harness{t: t, cfg: testConfig(), parser: &fakeParser{secret: canary}, forge: forge, logs: &bytes.Buffer{}}
 }
 
 // lockedWriter keeps concurrent log writes from racing on the buffer.
@@ -200,19 +179,17 @@ func (h *harness) build() *Bot {
 		return h.bot
 	}
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{mu: &h.mu, w: h.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	previewer := h.previewer
+	if previewer == nil {
+		previewer = previewFunc(h.record)
+	}
 	b, err := New(h.cfg, Deps{
-		Logger:  logger,
-		Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser},
-		Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{h.forge}},
-		Work: func(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger) error {
-			h.mu.Lock()
-			h.calls = append(h.calls, call{pr, t})
-			h.mu.Unlock()
-			if h.work != nil {
-				return h.work(ctx, pr, t)
-			}
-			return nil
-		},
+		Logger:    logger,
+		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser},
+		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: h.forge},
+		Previewer: previewer,
+		Now:       h.now,
+		Metrics:   h.metrics,
 	})
 	if err != nil {
 		h.t.Fatalf("New: %v", err)
@@ -221,8 +198,19 @@ func (h *harness) build() *Bot {
 	return b
 }
 
+func (h *harness) record(ctx context.Context, _ PreviewForge, pr *scm.PullRequest, t Trigger) error {
+	h.mu.Lock()
+	h.calls = append(h.calls, call{*pr, t})
+	h.mu.Unlock()
+	if h.work != nil {
+		return h.work(ctx, pr.Ref, t)
+	}
+	return nil
+}
+
 // start runs the bot until the test ends (or stop is called) and returns
-// stop, which cancels Run and returns its error.
+// stop, which cancels Run and returns its error. Run returns within its
+// shutdown bound whatever the jobs do; the test's timeout guards a hang.
 func (h *harness) start() (stop func() error) {
 	h.t.Helper()
 	b := h.build()
@@ -237,19 +225,30 @@ func (h *harness) start() (stop func() error) {
 	waitFor(h.t, "ready", b.ready.Load)
 	var once sync.Once
 	var runErr error
-	stop = func() error {
+	h.stop = func() error {
 		once.Do(func() {
 			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(10 * time.Second):
-				h.t.Fatal("Run did not return after its context was cancelled")
-			}
+			runErr = <-done
 		})
 		return runErr
 	}
-	h.t.Cleanup(func() { _ = stop() })
-	return stop
+	h.t.Cleanup(func() { _ = h.stop() })
+	return h.stop
+}
+
+// quiesce waits until no job is queued or running, then stops the bot: no
+// job can run after, so what the test counts next is final.
+func (h *harness) quiesce() {
+	h.t.Helper()
+	waitFor(h.t, "an idle queue", func() bool {
+		q := h.bot.queue
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.pending) == 0 && len(q.running) == 0
+	})
+	if err := h.stop(); err != nil {
+		h.t.Fatalf("Run returned %v", err)
+	}
 }
 
 func (h *harness) callsSnapshot() []call {
@@ -312,14 +311,34 @@ func TestSignedDeliveryRunsJobOnce(t *testing.T) {
 		t.Fatalf("status = %d, want 202", rec.Code)
 	}
 	waitFor(t, "job", func() bool { return len(h.callsSnapshot()) == 1 })
-	time.Sleep(20 * time.Millisecond)
+	h.quiesce()
 	calls := h.callsSnapshot()
 	if len(calls) != 1 {
 		t.Fatalf("job ran %d times, want 1", len(calls))
 	}
 	want := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 7}
-	if calls[0].pr != want || calls[0].trigger.Reason != ReasonWebhook || calls[0].trigger.HeadSHA != "sha1" {
+	if calls[0].pr.Ref != want || calls[0].trigger.Reason != ReasonWebhook || calls[0].trigger.HeadSHA != "sha1" {
 		t.Fatalf("call = %+v", calls[0])
+	}
+}
+
+// TestJobReadsThePullRequestOnce: the job reads the pull request when it
+// runs, once, and hands the previewer what the forge says, not what the
+// delivery said.
+func TestJobReadsThePullRequestOnce(t *testing.T) {
+	h := newHarness(t)
+	ref := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 7}
+	h.forge.AddPull(scm.PullRequest{Ref: ref, HeadSHA: "now", Fork: true})
+	h.start()
+	h.deliver(prPayload("acme/app", 7, "then"), "d-1")
+	waitFor(t, "job", func() bool { return len(h.callsSnapshot()) == 1 })
+	h.quiesce()
+	want := scm.PullRequest{Ref: ref, State: "open", HeadSHA: "now", Fork: true}
+	if diff := cmp.Diff(want, h.callsSnapshot()[0].pr); diff != "" {
+		t.Errorf("the previewer got (-want +got):\n%s", diff)
+	}
+	if n := len(h.forge.Calls("GetPullRequest")); n != 1 {
+		t.Errorf("the pull request was read %d times, want once", n)
 	}
 }
 
@@ -355,9 +374,9 @@ func TestNewRefusesMissingWebhookSecret(t *testing.T) {
 			cfg := testConfig()
 			mutate(&cfg)
 			_, err := New(cfg, Deps{
-				Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: &fakeParser{}, scm.GitLab: &fakeParser{}},
-				Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{}, scm.GitLab: fakeForges{}},
-				Work:    func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil },
+				Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: &fakeParser{}, scm.GitLab: &fakeParser{}},
+				Forges:    map[scm.Kind]scm.Forges{scm.GitHub: memforge.New(), scm.GitLab: memforge.New()},
+				Previewer: noPreview,
 			})
 			if err == nil || !strings.Contains(err.Error(), "webhookSecret is empty") {
 				t.Fatalf("New error = %v, want a refusal naming webhookSecret", err)
@@ -367,7 +386,7 @@ func TestNewRefusesMissingWebhookSecret(t *testing.T) {
 }
 
 func TestNewRefusesMissingParser(t *testing.T) {
-	_, err := New(testConfig(), Deps{Work: func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil }})
+	_, err := New(testConfig(), Deps{Previewer: noPreview})
 	if err == nil {
 		t.Fatal("New accepted a configured forge without a parser")
 	}
@@ -497,7 +516,7 @@ func TestDuplicateDeliveryProcessedOnce(t *testing.T) {
 	if first.Code != http.StatusAccepted || second.Code != http.StatusOK || strings.TrimSpace(second.Body.String()) != "duplicate" {
 		t.Fatalf("statuses = %d, %d %q; want 202, 200 duplicate", first.Code, second.Code, second.Body.String())
 	}
-	time.Sleep(30 * time.Millisecond)
+	h.quiesce()
 	if n := len(h.callsSnapshot()); n != 1 {
 		t.Fatalf("job ran %d times, want 1", n)
 	}
@@ -551,7 +570,6 @@ func TestCoalescingPerPR(t *testing.T) {
 		if tr.HeadSHA == "sha0" {
 			<-release
 		}
-		time.Sleep(time.Millisecond)
 		return nil
 	}
 	h.start()
@@ -574,7 +592,7 @@ func TestCoalescingPerPR(t *testing.T) {
 		c := h.callsSnapshot()
 		return c[len(c)-1].trigger.HeadSHA == "final"
 	})
-	time.Sleep(30 * time.Millisecond)
+	h.quiesce()
 	calls := h.callsSnapshot()
 	if len(calls) != 2 {
 		t.Errorf("jobs ran %d times, want 2 (the running one, then the newest)", len(calls))
@@ -592,16 +610,27 @@ func TestCoalescingPerPR(t *testing.T) {
 func TestDifferentPRsRunConcurrently(t *testing.T) {
 	h := newHarness(t)
 	h.cfg.Workers = 2
-	both := make(chan struct{}, 2)
+	// Each job waits for the other to start: one at a time, neither
+	// finishes (until the bot stops).
+	var started atomic.Int32
+	both := make(chan struct{})
 	h.work = func(ctx context.Context, pr scm.PRRef, tr Trigger) error {
-		both <- struct{}{}
-		waitFor(t, "both running", func() bool { return len(both) == 2 })
-		return nil
+		if started.Add(1) == 2 {
+			close(both)
+		}
+		select {
+		case <-both:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	h.start()
 	h.deliver(prPayload("acme/app", 1, "a"), "")
 	h.deliver(prPayload("acme/app", 2, "b"), "")
-	waitFor(t, "two jobs", func() bool { return len(h.callsSnapshot()) == 2 })
+	waitFor(t, "two jobs done", func() bool {
+		return strings.Contains(scrape(t, h.bot), `gitops_bot_jobs_total{result="success"} 2`)
+	})
 }
 
 func TestJobTimeout(t *testing.T) {
@@ -615,13 +644,8 @@ func TestJobTimeout(t *testing.T) {
 	}
 	h.start()
 	h.deliver(prPayload("acme/app", 1, "a"), "")
-	select {
-	case err := <-got:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("job context ended with %v, want DeadlineExceeded", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("job was not cancelled at its timeout")
+	if err := <-got; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("job context ended with %v, want DeadlineExceeded", err)
 	}
 	waitFor(t, "timeout metric", func() bool {
 		return strings.Contains(scrape(t, h.bot), `gitops_bot_jobs_total{result="timeout"} 1`)
@@ -645,12 +669,10 @@ func TestShutdownCancelsRunningJobs(t *testing.T) {
 	h.deliver(prPayload("acme/app", 1, "a"), "")
 	<-started
 	h.deliver(prPayload("acme/app", 2, "queued"), "") // queued behind the single worker
-	begin := time.Now()
+	// The job never ends on its own: Run returning without an error means
+	// it was cancelled, not waited for until the shutdown bound.
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v", err)
-	}
-	if d := time.Since(begin); d > 5*time.Second {
-		t.Errorf("shutdown took %s", d)
 	}
 	if err := <-got; !errors.Is(err, context.Canceled) {
 		t.Errorf("running job ended with %v, want Canceled", err)
@@ -669,31 +691,34 @@ func TestShutdownCancelsRunningJobs(t *testing.T) {
 
 func TestRateLimitRequeuesAfterReset(t *testing.T) {
 	h := newHarness(t)
-	var (
-		mu            sync.Mutex
-		reset, second time.Time
-	)
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	h.now = func() time.Time { return now }
 	h.work = func(ctx context.Context, pr scm.PRRef, tr Trigger) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if reset.IsZero() {
-			reset = time.Now().Add(150 * time.Millisecond)
-			return fmt.Errorf("list comments: %w", &scm.RateLimitError{Reset: reset})
+		if len(h.callsSnapshot()) == 1 {
+			return fmt.Errorf("list comments: %w", &scm.RateLimitError{Reset: now.Add(150 * time.Second)})
 		}
-		second = time.Now()
 		return nil
+	}
+	// The wait is the test's to end.
+	waits := make(chan time.Duration, 1)
+	reset := make(chan time.Time)
+	h.build().after = func(d time.Duration) <-chan time.Time {
+		waits <- d
+		return reset
 	}
 	h.start()
 	h.deliver(prPayload("acme/app", 1, "a"), "")
+	if d := <-waits; d != 150*time.Second {
+		t.Errorf("the job waits %s, want the 150s until the reset", d)
+	}
+	waitFor(t, "the wait counted", func() bool {
+		return strings.Contains(scrape(t, h.bot), "gitops_bot_rate_limit_waits_total 1")
+	})
+	if n := len(h.callsSnapshot()); n != 1 {
+		t.Fatalf("the job ran %d times before the reset, want once", n)
+	}
+	reset <- now.Add(150 * time.Second)
 	waitFor(t, "retry", func() bool { return len(h.callsSnapshot()) == 2 })
-	mu.Lock()
-	defer mu.Unlock()
-	if second.Before(reset) {
-		t.Errorf("retried at %s, before the reset at %s", second, reset)
-	}
-	if !strings.Contains(scrape(t, h.bot), "gitops_bot_rate_limit_waits_total 1") {
-		t.Error("rate-limit wait not counted")
-	}
 }
 
 func TestRateLimitRetriesAreBounded(t *testing.T) {
@@ -703,8 +728,9 @@ func TestRateLimitRetriesAreBounded(t *testing.T) {
 	}
 	h.start()
 	h.deliver(prPayload("acme/app", 1, "a"), "")
-	waitFor(t, "retries", func() bool { return len(h.callsSnapshot()) == maxRateLimitRetries+1 })
-	time.Sleep(50 * time.Millisecond)
+	want := fmt.Sprintf(`gitops_bot_jobs_total{result="rate_limited"} %d`, maxRateLimitRetries+1)
+	waitFor(t, "retries", func() bool { return strings.Contains(scrape(t, h.bot), want) })
+	h.quiesce()
 	if n := len(h.callsSnapshot()); n != maxRateLimitRetries+1 {
 		t.Errorf("job ran %d times, want %d", n, maxRateLimitRetries+1)
 	}
@@ -739,7 +765,7 @@ func comment(body, sender string) []byte {
 
 func TestPreviewCommandChecksPermissionInJob(t *testing.T) {
 	h := newHarness(t)
-	h.forge.perm = scm.PermissionRead
+	h.forge.SetPermission("mallory", scm.PermissionRead)
 	h.start()
 	rec := h.deliver(comment("/gitops preview", "mallory"), "c1")
 	if rec.Code != http.StatusAccepted {
@@ -751,10 +777,9 @@ func TestPreviewCommandChecksPermissionInJob(t *testing.T) {
 	if n := len(h.callsSnapshot()); n != 0 {
 		t.Errorf("preview ran %d times for a reader", n)
 	}
-	h.forge.mu.Lock()
-	defer h.forge.mu.Unlock()
-	if len(h.forge.permChecked) != 1 || h.forge.permChecked[0] != "mallory" {
-		t.Errorf("permission checked for %v, want [mallory]", h.forge.permChecked)
+	want := []memforge.Call{{Method: "Permission", Target: "github:acme/app", Arg: "mallory"}}
+	if diff := cmp.Diff(want, h.forge.Calls("Permission")); diff != "" {
+		t.Errorf("permission checks (-want +got):\n%s", diff)
 	}
 }
 
@@ -772,38 +797,67 @@ func TestHelpCommandComments(t *testing.T) {
 	h := newHarness(t)
 	h.start()
 	h.deliver(comment("/gitops help", "alice"), "c1")
-	waitFor(t, "help comment", func() bool {
-		h.forge.mu.Lock()
-		defer h.forge.mu.Unlock()
-		return len(h.forge.comments) == 1
-	})
+	ref := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 4}
+	waitFor(t, "help comment", func() bool { return len(h.forge.Comments(ref)) == 1 })
 	if n := len(h.callsSnapshot()); n != 0 {
 		t.Errorf("help ran the preview %d times", n)
 	}
-	h.forge.mu.Lock()
-	defer h.forge.mu.Unlock()
-	if !strings.Contains(h.forge.comments[0], "/gitops preview") {
-		t.Errorf("help comment = %q", h.forge.comments[0])
+	if c := h.forge.Comments(ref)[0]; !strings.Contains(c.Body, "/gitops preview") {
+		t.Errorf("help comment = %q", c.Body)
 	}
 }
 
-func TestForkSkippedUnlessAllowed(t *testing.T) {
+// TestJobLeavesForksToThePreviewer: whatever allowForks says, the job
+// hands a fork to the previewer, the one place that decides about forks.
+func TestJobLeavesForksToThePreviewer(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		t.Run(fmt.Sprint(allow), func(t *testing.T) {
 			h := newHarness(t)
-			h.forge.fork = true
 			h.cfg.AllowForks = allow
+			h.forge.AddPull(scm.PullRequest{Ref: scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 1}, Fork: true})
 			h.start()
 			h.deliver(prPayload("acme/app", 1, "a"), "")
-			want := `gitops_bot_jobs_total{result="skipped"} 1`
-			if allow {
-				want = `gitops_bot_jobs_total{result="success"} 1`
-			}
+			want := `gitops_bot_jobs_total{result="success"} 1`
 			waitFor(t, want, func() bool { return strings.Contains(scrape(t, h.bot), want) })
-			if got := len(h.callsSnapshot()); (got == 1) != allow {
-				t.Errorf("preview ran %d times with allowForks=%v", got, allow)
+			if calls := h.callsSnapshot(); len(calls) != 1 || !calls[0].pr.Fork {
+				t.Errorf("the previewer got %+v with allowForks=%v, want the fork once", calls, allow)
 			}
 		})
+	}
+}
+
+// TestForkGetsTheNoteWhenForksAreOff runs the job with the real previewer,
+// forks off: the pull request gets the note saying why it has no preview,
+// and nothing of the fork is read.
+func TestForkGetsTheNoteWhenForksAreOff(t *testing.T) {
+	h := newHarness(t)
+	ref := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 1}
+	h.forge.AddPull(scm.PullRequest{Ref: ref, HeadSHA: "a", BaseSHA: "b", Fork: true, HeadCloneURL: "http://127.0.0.1:1/mallory/app"})
+	h.previewer = NewPreviewer(h.cfg)
+	h.start()
+	h.deliver(prPayload("acme/app", 1, "a"), "")
+	want := `gitops_bot_jobs_total{result="success"} 1`
+	waitFor(t, want, func() bool { return strings.Contains(scrape(t, h.bot), want) })
+
+	comments := h.forge.Comments(ref)
+	if len(comments) != 1 || comments[0].Author != memforge.DefaultLogin {
+		t.Fatalf("comments %+v, want the bot's one", comments)
+	}
+	if body := comments[0].Body; !strings.HasPrefix(body, previewMarker("a")) || !strings.Contains(body, "comes from a fork; previews of forks are off") {
+		t.Errorf("the comment does not say forks are off:\n%s", body)
+	}
+	var states []scm.StatusState
+	for _, st := range h.forge.Statuses() {
+		states = append(states, st.State)
+	}
+	if diff := cmp.Diff([]scm.StatusState{scm.StatusPending, scm.StatusSuccess}, states); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if st := h.forge.Statuses(); !strings.Contains(st[len(st)-1].Description, "fork") {
+		t.Errorf("status %+v does not say why", st[len(st)-1])
+	}
+	if n := len(h.forge.Calls("ReadFile")) + len(h.forge.Calls("ChangedFiles")); n != 0 {
+		t.Errorf("%d reads of the fork's files, want none", n)
 	}
 }
 
@@ -811,15 +865,17 @@ func TestReconcileQueuesOpenPRs(t *testing.T) {
 	h := newHarness(t)
 	h.cfg.GitHub.Repositories = []string{"acme/*", "acme/app", "!acme/secret", "acme/secret"}
 	repo := scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}
-	h.forge.open = []scm.PullRequest{
+	for _, pr := range []scm.PullRequest{
 		{Ref: scm.PRRef{Repo: repo, Number: 1}, HeadSHA: "a"},
 		{Ref: scm.PRRef{Repo: repo, Number: 2}, HeadSHA: "b"},
 		{Ref: scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/secret"}, Number: 3}},
+	} {
+		h.forge.AddPull(pr)
 	}
 	h.start()
 	waitFor(t, "reconcile jobs", func() bool { return len(h.callsSnapshot()) == 2 })
 	for _, c := range h.callsSnapshot() {
-		if c.trigger.Reason != ReasonReconcile || c.pr.Repo.FullName != "acme/app" {
+		if c.trigger.Reason != ReasonReconcile || c.pr.Ref.Repo.FullName != "acme/app" {
 			t.Errorf("call = %+v", c)
 		}
 	}
@@ -830,7 +886,7 @@ func TestReconcileRunsEveryInterval(t *testing.T) {
 	h.cfg.ReconcileInterval = 20 * time.Millisecond
 	h.cfg.GitHub.Repositories = []string{"acme/app"}
 	repo := scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}
-	h.forge.open = []scm.PullRequest{{Ref: scm.PRRef{Repo: repo, Number: 1}}}
+	h.forge.AddPull(scm.PullRequest{Ref: scm.PRRef{Repo: repo, Number: 1}})
 	h.start()
 	waitFor(t, "three reconciles", func() bool { return len(h.callsSnapshot()) >= 3 })
 }
@@ -910,10 +966,11 @@ func TestSecretsNeverLogged(t *testing.T) {
 func TestGitLabRefusesFormEncoding(t *testing.T) {
 	h := newHarness(t)
 	h.cfg.GitLab = &GitLabConfig{Token: NewSecret("t"), WebhookSecret: NewSecret(canary), Repositories: []string{"group/*"}}
+	gitlab := &fakeParser{secret: canary, mediaTypes: []string{"application/json"}}
 	b, err := New(h.cfg, Deps{
-		Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser, scm.GitLab: h.parser},
-		Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{h.forge}, scm.GitLab: fakeForges{h.forge}},
-		Work:    func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil },
+		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser, scm.GitLab: gitlab},
+		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: h.forge, scm.GitLab: h.forge},
+		Previewer: noPreview,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -958,5 +1015,52 @@ func TestQueueCoalescesHelpAndPreview(t *testing.T) {
 	q.close()
 	if err := q.add(pr, 0, Trigger{}); err == nil {
 		t.Error("a closed queue accepted a job")
+	}
+}
+
+func TestMetricsTransportCountsForgeRequests(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/missing" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, "{}")
+	}))
+	t.Cleanup(api.Close)
+	h := newHarness(t)
+	m := NewMetrics()
+	h.metrics = m
+	b := h.build()
+	client := &http.Client{Transport: m.Transport(scm.GitLab, nil)}
+	for _, p := range []string{"/ok", "/ok", "/missing"} {
+		resp, err := client.Get(api.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	// A request that gets no response at all.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	if resp, err := client.Get(dead.URL); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("request to a closed server succeeded")
+	}
+	m.RateLimitWait(scm.GitHub)(1500 * time.Millisecond)
+
+	page := scrape(t, b)
+	for _, want := range []string{
+		`gitops_bot_forge_requests_total{code="2xx",provider="gitlab"} 2`,
+		`gitops_bot_forge_requests_total{code="4xx",provider="gitlab"} 1`,
+		`gitops_bot_forge_requests_total{code="error",provider="gitlab"} 1`,
+		`gitops_bot_forge_rate_limit_waits_total{provider="github"} 1`,
+		`gitops_bot_forge_rate_limit_wait_seconds_total{provider="github"} 1.5`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", page)
 	}
 }

@@ -21,7 +21,7 @@ func previewMarker(sha string) string { return previewMarkerPrefix + " sha=" + s
 // first line is the marker, so neither a user quoting the marker nor
 // content inside a preview (which report.Comment keeps off the first line
 // and out of HTML comments) can take it over.
-func (p *Previewer) stickyComment(ctx context.Context, forge scm.Forge, ref scm.PRRef) (*scm.Comment, error) {
+func (p *Previewer) stickyComment(ctx context.Context, forge PreviewForge, ref scm.PRRef) (*scm.Comment, error) {
 	login, err := forge.BotLogin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("find the bot's login: %w", err)
@@ -40,7 +40,7 @@ func (p *Previewer) stickyComment(ctx context.Context, forge scm.Forge, ref scm.
 }
 
 // upsert edits the sticky comment when its body changed, or creates it.
-func (p *Previewer) upsert(ctx context.Context, forge scm.Forge, ref scm.PRRef, sticky *scm.Comment, body string) error {
+func (p *Previewer) upsert(ctx context.Context, forge scm.Commenter, ref scm.PRRef, sticky *scm.Comment, body string) error {
 	if sticky == nil {
 		if _, err := forge.CreateComment(ctx, ref, body); err != nil {
 			return fmt.Errorf("comment on %s: %w", ref, err)

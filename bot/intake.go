@@ -10,9 +10,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,13 +97,11 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 		w.Header().Set("Allow", http.MethodPost)
 		return event, resultMethod, http.StatusMethodNotAllowed
 	}
-	form := false
+	// A type the forge does not deliver in is refused before the body is
+	// read.
+	parser := b.deps.Parsers[kind]
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case err == nil && mt == "application/json":
-	case err == nil && mt == "application/x-www-form-urlencoded" && kind == scm.GitHub:
-		form = true
-	default:
+	if err != nil || !slices.Contains(parser.MediaTypes(), mt) {
 		return event, resultMediaType, http.StatusUnsupportedMediaType
 	}
 
@@ -139,7 +137,6 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 		return event, resultBadRequest, http.StatusBadRequest
 	}
 
-	parser := b.deps.Parsers[kind]
 	if err := parser.Verify(r.Header, body); err != nil {
 		// Log no header or body: either may carry the secret or a forgery.
 		b.log.Warn("webhook rejected: verification failed", "provider", string(kind), "remote", r.RemoteAddr)
@@ -151,17 +148,9 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 	sum := sha256.Sum256(body)
 	bodyKey := string(kind) + "/sha256:" + hex.EncodeToString(sum[:])
 
-	header := r.Header
-	if form {
-		vals, err := url.ParseQuery(string(body))
-		if err != nil || vals.Get("payload") == "" {
-			return event, resultBadRequest, http.StatusBadRequest
-		}
-		body = []byte(vals.Get("payload"))
-		header = header.Clone()
-		header.Set("Content-Type", "application/json")
-	}
-	ev, err := parser.Parse(header, body)
+	// The parser gets the body it verified; unwrapping a form is its
+	// business.
+	ev, err := parser.Parse(r.Header, body)
 	if err == nil && ev == nil {
 		err = errors.New("the parser returned no event")
 	}

@@ -128,9 +128,9 @@ func TestByteBudgetIsFirstComeFirstServed(t *testing.T) {
 	})
 	// A small request behind a waiting one waits too (no starvation of
 	// large bodies); one whose wait ends gives up its place.
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	if bb.acquire(short, 1) {
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	if bb.acquire(ended, 1) {
 		t.Fatal("a request jumped the queue")
 	}
 	bb.release(8)
@@ -229,6 +229,7 @@ func TestIdleConnectionsCannotStarveProbes(t *testing.T) {
 // would.
 type panicParser struct{}
 
+func (panicParser) MediaTypes() []string             { return []string{"application/json"} }
 func (panicParser) Verify(http.Header, []byte) error { return nil }
 func (panicParser) Parse(http.Header, []byte) (*scm.Event, error) {
 	var ev *scm.Event
@@ -239,10 +240,10 @@ func TestHandlerPanicAnswers500WithoutTheBody(t *testing.T) {
 	h := newHarness(t)
 	logger := slog.New(slog.NewJSONHandler(h.logs, nil))
 	b, err := New(h.cfg, Deps{
-		Logger:  logger,
-		Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: panicParser{}},
-		Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{h.forge}},
-		Work:    func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil },
+		Logger:    logger,
+		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: panicParser{}},
+		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: h.forge},
+		Previewer: noPreview,
 	})
 	if err != nil {
 		t.Fatal(err)

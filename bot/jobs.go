@@ -24,8 +24,8 @@ const (
 	ReasonReconcile = "reconcile"
 )
 
-// Trigger says why a job runs. The job must not trust HeadSHA: it re-reads
-// the pull request from the forge.
+// Trigger says why a job runs. The job must not trust HeadSHA: it reads
+// the pull request from the forge when it runs.
 type Trigger struct {
 	Reason  string        // ReasonWebhook, ReasonComment or ReasonReconcile
 	Event   scm.EventKind // the webhook's event kind, empty for reconcile
@@ -37,10 +37,14 @@ type Trigger struct {
 	DeliveryID string
 }
 
-// JobFunc does a pull request's work (the preview). It runs with one job at
-// a time per pull request, under the job timeout; returning a
-// *scm.RateLimitError re-queues the job after the limit resets.
-type JobFunc func(ctx context.Context, forge scm.Forge, pr scm.PRRef, trigger Trigger) error
+// PreviewRunner does a pull request's work: *Previewer in the service, a
+// fake in tests. The job calls it with the pull request as the forge
+// reports it when the job runs (any state), one job at a time per pull
+// request, under the job timeout; returning a *scm.RateLimitError re-queues
+// the job after the limit resets.
+type PreviewRunner interface {
+	Preview(ctx context.Context, forge PreviewForge, pr *scm.PullRequest, t Trigger) error
+}
 
 // helpText answers /gitops help.
 const helpText = "**kubectl-gitops bot commands** (comment with the command on the first line; requires write access):\n\n" +
@@ -251,7 +255,7 @@ func (b *Bot) run(ctx context.Context, j *job) {
 	b.metrics.jobDuration.WithLabelValues(result).Observe(b.now().Sub(start).Seconds())
 }
 
-// errSkipped marks a job deliberately not done (no permission, a fork).
+// errSkipped marks a job deliberately not done (no permission).
 var errSkipped = errors.New("skipped")
 
 func (b *Bot) execute(ctx context.Context, j *job) error {
@@ -311,20 +315,18 @@ func (b *Bot) help(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger
 	return nil
 }
 
-func (b *Bot) preview(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger) error {
-	if err := b.authorize(ctx, forge, pr, t); err != nil {
+// preview reads the pull request once, now (the delivery's state is never
+// trusted), and hands it to the previewer, which decides the rest (forks
+// included).
+func (b *Bot) preview(ctx context.Context, forge scm.Forge, ref scm.PRRef, t Trigger) error {
+	if err := b.authorize(ctx, forge, ref, t); err != nil {
 		return err
 	}
-	if !b.cfg.AllowForks {
-		cur, err := forge.GetPullRequest(ctx, pr)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", pr, err)
-		}
-		if cur.Fork {
-			return fmt.Errorf("%w: %s comes from a fork and allowForks is off", errSkipped, pr)
-		}
+	pr, err := forge.GetPullRequest(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("read pull request %s: %w", ref, err)
 	}
-	return b.deps.Work(ctx, forge, pr, t)
+	return b.deps.Previewer.Preview(ctx, forge, pr, t)
 }
 
 // retryAfterRateLimit re-queues j once the forge's limit resets, at most
@@ -339,13 +341,12 @@ func (b *Bot) retryAfterRateLimit(j *job, rl *scm.RateLimitError, log *slog.Logg
 	log.Warn("forge rate limit hit; job re-queued", "wait", wait.String(), "attempt", j.attempts)
 	b.metrics.rateLimitWaits.Inc()
 	b.waits.Add(1)
+	reset := b.after(wait)
 	go func() {
 		defer b.waits.Done()
-		t := time.NewTimer(wait)
-		defer t.Stop()
 		select {
 		case <-b.stopping:
-		case <-t.C:
+		case <-reset:
 			b.queue.requeue(j)
 		}
 	}()

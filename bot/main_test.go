@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 // env is the package's real control plane; each test takes a fresh

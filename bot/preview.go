@@ -29,6 +29,18 @@ const PreviewContext = "gitops/preview"
 // ClusterTarget reaches one cluster the bot may diff against.
 type ClusterTarget = genericclioptions.RESTClientGetter
 
+// PreviewForge is what a preview does on a forge: find and keep its sticky
+// comment, set the status, read the base's gitops.yaml and the changed
+// paths, and fetch the head with the forge's credentials.
+type PreviewForge interface {
+	scm.Identity
+	scm.Commenter
+	scm.StatusSetter
+	scm.FileReader
+	scm.ChangeLister
+	scm.CloneCredentials
+}
+
 // Previewer previews pull requests: it renders the apps a pull request
 // touches from its head, diffs them against their clusters and keeps one
 // sticky comment and the gitops/preview status up to date.
@@ -42,33 +54,50 @@ type Previewer struct {
 	CacheDir string
 	// AllowForks previews pull requests from forks, render-only: the head
 	// is fetched without credentials and diffed against the base's render,
-	// never against a cluster.
+	// never against a cluster. Off, a fork's preview is a note saying so.
 	AllowForks bool
 	// StatusContext defaults to PreviewContext.
 	StatusContext string
-	// MaxCommentBytes is a forge's limit on a comment (default: GitHub
-	// 65,536, GitLab 1,000,000).
-	MaxCommentBytes func(scm.Kind) int
 	// Sandbox runs every render of a pull request (and of a fork's base) in
 	// a child process with no network and bounded time, memory and output;
 	// the zero value has the defaults. Git sources are fetched here first.
 	Sandbox sandbox.Runner
 }
 
-// Preview brings the preview of pr up to date. The pull request is read
-// again from the forge; a preview of its current head already posted is
-// left alone unless force is set. Problems with one app are reported in the
-// comment; the error is for what stops the whole preview (the forge, the
-// fetch of the head).
-func (p *Previewer) Preview(ctx context.Context, forge scm.Forge, ref scm.PRRef, force bool) error {
-	pr, err := forge.GetPullRequest(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("read pull request %s: %w", ref, err)
+var _ PreviewRunner = (*Previewer)(nil)
+
+// NewPreviewer is the Previewer cfg describes: its clusters (each a
+// kubeconfig and context), default cluster, cache, fork policy and render
+// limits.
+func NewPreviewer(cfg Config) *Previewer {
+	clusters := map[string]ClusterTarget{}
+	for name, c := range cfg.Clusters {
+		f := genericclioptions.NewConfigFlags(true)
+		f.KubeConfig, f.Context = &c.Kubeconfig, &c.Context
+		clusters[name] = f
 	}
+	return &Previewer{
+		Clusters:       clusters,
+		DefaultCluster: cfg.DefaultCluster,
+		CacheDir:       cfg.CacheDir,
+		AllowForks:     cfg.AllowForks,
+		Sandbox:        cfg.Render.Runner(),
+	}
+}
+
+// Preview brings the preview of pr, as the forge reported it when the job
+// ran, up to date. Only an open pull request is previewed. A preview of its
+// current head already posted is left alone, unless a command asked for
+// this one. Problems with one app are reported in the comment; the error is
+// for what stops the whole preview (the forge, the fetch of the head).
+func (p *Previewer) Preview(ctx context.Context, forge PreviewForge, pr *scm.PullRequest, t Trigger) error {
 	if pr.State != "open" {
 		return nil
 	}
-	sticky, err := p.stickyComment(ctx, forge, ref)
+	// A command forces a fresh preview; webhooks and reconciles leave one
+	// already posted for the current head alone.
+	force := t.Reason == ReasonComment
+	sticky, err := p.stickyComment(ctx, forge, pr.Ref)
 	if err != nil {
 		return err
 	}
@@ -88,11 +117,11 @@ func (p *Previewer) Preview(ctx context.Context, forge scm.Forge, ref scm.PRRef,
 	}
 	body := report.Comment(previews, report.CommentOptions{
 		Marker:   previewMarker(pr.HeadSHA),
-		MaxBytes: p.maxBytes(ref.Repo.Kind),
+		MaxBytes: forge.MaxCommentBytes(),
 		HeadSHA:  pr.HeadSHA,
 		Note:     note,
 	})
-	if err := p.upsert(ctx, forge, ref, sticky, body); err != nil {
+	if err := p.upsert(ctx, forge, pr.Ref, sticky, body); err != nil {
 		return err
 	}
 	state, desc := scm.StatusSuccess, previewSummary(previews)
@@ -111,7 +140,7 @@ func (p *Previewer) Preview(ctx context.Context, forge scm.Forge, ref scm.PRRef,
 	return p.status(ctx, forge, pr, state, desc)
 }
 
-func (p *Previewer) status(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, state scm.StatusState, desc string) error {
+func (p *Previewer) status(ctx context.Context, forge scm.StatusSetter, pr *scm.PullRequest, state scm.StatusState, desc string) error {
 	name := p.StatusContext
 	if name == "" {
 		name = PreviewContext
@@ -123,21 +152,9 @@ func (p *Previewer) status(ctx context.Context, forge scm.Forge, pr *scm.PullReq
 	return nil
 }
 
-func (p *Previewer) maxBytes(kind scm.Kind) int {
-	if p.MaxCommentBytes != nil {
-		if n := p.MaxCommentBytes(kind); n > 0 {
-			return n
-		}
-	}
-	if kind == scm.GitLab {
-		return 1_000_000
-	}
-	return 65_536
-}
-
 // previews computes the preview of every app pr touches, and a note for
 // the whole comment (such as why nothing was previewed).
-func (p *Previewer) previews(ctx context.Context, forge scm.Forge, pr *scm.PullRequest) ([]report.AppPreview, string, error) {
+func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.PullRequest) ([]report.AppPreview, string, error) {
 	if pr.Fork && !p.AllowForks {
 		return nil, "This pull request comes from a fork; previews of forks are off (the bot's allowForks setting).", nil
 	}
@@ -264,7 +281,7 @@ func loadHead(dir string) (*config.Repository, error) {
 }
 
 // auth gives the forge's clone credentials for url and nothing else.
-func (p *Previewer) auth(ctx context.Context, forge scm.Forge, repo scm.RepoRef, url string) func(string) (string, string, bool) {
+func (p *Previewer) auth(ctx context.Context, forge scm.CloneCredentials, repo scm.RepoRef, url string) func(string) (string, string, bool) {
 	return func(u string) (string, string, bool) {
 		if u != url {
 			return "", "", false
@@ -340,7 +357,7 @@ func (p *Previewer) liveDiff(ctx context.Context, head *config.Repository, app c
 		if err != nil {
 			return nil, err
 		}
-		return client.HelmDiff(ctx, cluster.HelmRelease{Name: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, Values: rel.Values},
+		return client.HelmDiff(ctx, *rel,
 			cluster.HelmDiffOptions{DisableLookup: true, TemplateFuncs: render.HelmFuncs(ctx, render.Limits{})})
 	}
 	return client.Diff(ctx, res.Objects, cluster.InventoryRef{App: app.Name, Namespace: ns}, diff.Options{})
@@ -348,7 +365,7 @@ func (p *Previewer) liveDiff(ctx context.Context, head *config.Repository, app c
 
 // baseCheckout fetches the base commit (the base repository, trusted, with
 // the forge's credentials) for the render-only preview of a fork.
-func (p *Previewer) baseCheckout(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, base *config.Repository) (*config.Repository, error) {
+func (p *Previewer) baseCheckout(ctx context.Context, forge scm.CloneCredentials, pr *scm.PullRequest, base *config.Repository) (*config.Repository, error) {
 	f := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)}
 	co, err := f.Fetch(ctx, pr.CloneURL, pr.BaseSHA)
 	if err != nil {

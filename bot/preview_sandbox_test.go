@@ -2,11 +2,11 @@ package bot
 
 import (
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
@@ -31,14 +31,14 @@ func TestPreviewRenderOverMemoryLimit(t *testing.T) {
 	})
 	s.preview(t, false)
 
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "the render of app web was stopped: over 128 MiB of memory") {
 		t.Errorf("the comment does not say which limit stopped app web:\n%s", body)
 	}
 	if !strings.Contains(body, "| api | test | 1 | 0 | 0 |") || !strings.Contains(body, "+  value: two") {
 		t.Errorf("app api, in the same pull request, is not previewed:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusFailure || !strings.Contains(st.Description, "web") {
+	if st := s.lastStatus(); st.SHA != head || st.State != scm.StatusFailure || !strings.Contains(st.Description, "web") {
 		t.Errorf("status %+v, want failure naming web", st)
 	}
 
@@ -49,11 +49,11 @@ func TestPreviewRenderOverMemoryLimit(t *testing.T) {
 		"apps/web/config.yaml":         configMap("web", "three"),
 	})
 	s.preview(t, false)
-	body = s.forge.botComments()[0]
+	body = s.botComments()[0]
 	if !strings.HasPrefix(body, previewMarker(head)) || !strings.Contains(body, "+  value: three") {
 		t.Errorf("the next head is not previewed:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess {
+	if st := s.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess {
 		t.Errorf("status %+v, want success", st)
 	}
 }
@@ -89,8 +89,8 @@ func TestRenderConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := c.Runner(); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("Runner() = %+v, want %+v", got, tc.want)
+			if diff := cmp.Diff(tc.want, c.Runner(), cmp.AllowUnexported(sandbox.Runner{})); diff != "" {
+				t.Errorf("Runner() (-want +got):\n%s", diff)
 			}
 		})
 	}

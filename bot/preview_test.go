@@ -7,17 +7,17 @@ import (
 
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/memforge"
 )
 
-const botLogin = "gitops-bot"
-
 // previewSetup is a repository with two apps served over smart HTTP, a pull
-// request on it, and a Previewer for the test control plane.
+// request on it in the in-memory forge, and a Previewer for the test
+// control plane.
 type previewSetup struct {
 	repo  *gittest.Repo
-	forge *previewForge
+	forge *memforge.Forge
 	p     *Previewer
 	ns    string
 	ref   scm.PRRef
@@ -54,14 +54,14 @@ func newPreviewSetup(t *testing.T) *previewSetup {
 	base := repo.Head(t)
 	srv := gittest.Serve(t, map[string]*gittest.Repo{"acme/deploy": repo}, gittest.WithBasicAuth("x-access-token", "s3cret"))
 	ref := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/deploy"}, Number: 7}
-	forge := &previewForge{
-		t: t, repo: repo, login: botLogin, user: "x-access-token", pass: "s3cret",
-		pr: scm.PullRequest{
-			Ref: ref, State: "open", Author: "dev",
-			BaseSHA: base, HeadSHA: base, BaseRef: "main", HeadRef: "feature",
-			CloneURL: srv.URL("acme/deploy"), HeadCloneURL: srv.URL("acme/deploy"),
-		},
-	}
+	forge := memforge.New()
+	forge.Username, forge.Password = "x-access-token", "s3cret"
+	forge.SetGitDir(ref.Repo, repo.Dir)
+	forge.AddPull(scm.PullRequest{
+		Ref: ref, State: "open", Author: "dev",
+		BaseSHA: base, HeadSHA: base, BaseRef: "main", HeadRef: "feature",
+		CloneURL: srv.URL("acme/deploy"), HeadCloneURL: srv.URL("acme/deploy"),
+	})
 	flags := genericclioptions.NewConfigFlags(true)
 	kubeconfig, cacheDir := env.Kubeconfig, t.TempDir()
 	flags.KubeConfig, flags.CacheDir = &kubeconfig, &cacheDir
@@ -76,15 +76,61 @@ func newPreviewSetup(t *testing.T) *previewSetup {
 func (s *previewSetup) push(t *testing.T, files map[string]string) string {
 	t.Helper()
 	sha := s.repo.Commit(t, files, "change")
-	s.forge.setHead(sha)
+	s.update(func(pr *scm.PullRequest) { pr.HeadSHA = sha })
 	return sha
 }
 
+func (s *previewSetup) update(change func(*scm.PullRequest)) { s.forge.UpdatePull(s.ref, change) }
+
+// preview runs the preview as a job does: on the pull request as the forge
+// has it now, forced as a command is, or not, as a webhook.
 func (s *previewSetup) preview(t *testing.T, force bool) {
 	t.Helper()
-	if err := s.p.Preview(t.Context(), s.forge, s.ref, force); err != nil {
+	pr, err := s.forge.GetPullRequest(t.Context(), s.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trigger := Trigger{Reason: ReasonWebhook}
+	if force {
+		trigger = Trigger{Reason: ReasonComment, Command: CommandPreview}
+	}
+	if err := s.p.Preview(t.Context(), s.forge, pr, trigger); err != nil {
 		t.Fatalf("Preview: %v", err)
 	}
+}
+
+// botComments returns the bodies of the bot's comments.
+func (s *previewSetup) botComments() []string {
+	var out []string
+	for _, c := range s.forge.Comments(s.ref) {
+		if c.Author == s.forge.Login {
+			out = append(out, c.Body)
+		}
+	}
+	return out
+}
+
+// creates and edits count the bot's comment writes.
+func (s *previewSetup) creates() int { return len(s.forge.Calls("CreateComment")) }
+func (s *previewSetup) edits() int   { return len(s.forge.Calls("EditComment")) }
+
+// statesFor returns the states set on sha, in order.
+func (s *previewSetup) statesFor(sha string) []scm.StatusState {
+	var out []scm.StatusState
+	for _, st := range s.forge.Statuses() {
+		if st.SHA == sha {
+			out = append(out, st.State)
+		}
+	}
+	return out
+}
+
+func (s *previewSetup) lastStatus() scm.Status {
+	st := s.forge.Statuses()
+	if len(st) == 0 {
+		return scm.Status{}
+	}
+	return st[len(st)-1]
 }
 
 func TestPreviewStickyComment(t *testing.T) {
@@ -92,7 +138,7 @@ func TestPreviewStickyComment(t *testing.T) {
 	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
 	s.preview(t, false)
 
-	comments := s.forge.botComments()
+	comments := s.botComments()
 	if len(comments) != 1 {
 		t.Fatalf("want 1 comment, got %d", len(comments))
 	}
@@ -106,35 +152,35 @@ func TestPreviewStickyComment(t *testing.T) {
 	if strings.Contains(body, "| api |") || strings.Contains(body, "ConfigMap/"+s.ns+"/api") {
 		t.Errorf("the comment shows app api, which the change does not touch:\n%s", body)
 	}
-	if got := s.forge.statesFor(head); len(got) != 2 || got[0] != scm.StatusPending || got[1] != scm.StatusSuccess {
+	if got := s.statesFor(head); len(got) != 2 || got[0] != scm.StatusPending || got[1] != scm.StatusSuccess {
 		t.Errorf("statuses on the head: %v, want [pending success]", got)
 	}
-	if st := s.forge.lastStatus(); st.Context != PreviewContext {
+	if st := s.lastStatus(); st.Context != PreviewContext {
 		t.Errorf("status context %q", st.Context)
 	}
 
 	// A second push: the same comment is edited.
 	head2 := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "three")})
 	s.preview(t, false)
-	comments = s.forge.botComments()
-	if len(comments) != 1 || s.forge.edits != 1 {
-		t.Fatalf("after a push: %d comments, %d edits; want 1 comment edited once", len(comments), s.forge.edits)
+	comments = s.botComments()
+	if len(comments) != 1 || s.edits() != 1 {
+		t.Fatalf("after a push: %d comments, %d edits; want 1 comment edited once", len(comments), s.edits())
 	}
 	if !strings.HasPrefix(comments[0], previewMarker(head2)) || !strings.Contains(comments[0], "three") {
 		t.Errorf("the comment was not updated to %s:\n%s", head2, comments[0])
 	}
 
 	// A replay of the same head changes nothing.
-	statuses := len(s.forge.statesFor(head2))
+	statuses := len(s.statesFor(head2))
 	s.preview(t, false)
-	if s.forge.edits != 1 || s.forge.creates != 1 || len(s.forge.statesFor(head2)) != statuses {
-		t.Errorf("a replay changed something: %d edits, %d creates, statuses %v", s.forge.edits, s.forge.creates, s.forge.statesFor(head2))
+	if s.edits() != 1 || s.creates() != 1 || len(s.statesFor(head2)) != statuses {
+		t.Errorf("a replay changed something: %d edits, %d creates, statuses %v", s.edits(), s.creates(), s.statesFor(head2))
 	}
 
 	// Forced, with nothing new: the body is identical, so no edit either.
 	s.preview(t, true)
-	if s.forge.edits != 1 || s.forge.creates != 1 {
-		t.Errorf("a forced preview of an unchanged head edited the comment: %d edits, %d creates", s.forge.edits, s.forge.creates)
+	if s.edits() != 1 || s.creates() != 1 {
+		t.Errorf("a forced preview of an unchanged head edited the comment: %d edits, %d creates", s.edits(), s.creates())
 	}
 }
 
@@ -149,7 +195,7 @@ func TestPreviewClusterNotAllowedByBase(t *testing.T) {
 		"apps/moon/config.yaml": configMap("moon", "one"),
 	})
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "| moon | moon |") || !strings.Contains(body, "not previewed live") {
 		t.Errorf("the new app on a cluster the base does not use is not noted:\n%s", body)
 	}
@@ -172,7 +218,7 @@ stringData:
 data:
   token: ` + base64.StdEncoding.EncodeToString([]byte("tok-very-secret")) + "\n"})
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "Secret/"+s.ns+"/db") {
 		t.Fatalf("the Secret is not in the preview:\n%s", body)
 	}
@@ -186,20 +232,18 @@ data:
 func TestPreviewIgnoresOthersMarker(t *testing.T) {
 	s := newPreviewSetup(t)
 	head := s.push(t, map[string]string{"apps/api/config.yaml": configMap("api", "two")})
-	s.forge.mu.Lock()
-	quoted := s.forge.addComment("mallory", previewMarker(head)+"\nnothing to see")
-	s.forge.mu.Unlock()
+	quoted := s.forge.AddComment(s.ref, "mallory", previewMarker(head)+"\nnothing to see")
 
 	s.preview(t, false)
-	if s.forge.creates != 1 || s.forge.edits != 0 {
-		t.Fatalf("%d creates, %d edits; want the bot's own comment created", s.forge.creates, s.forge.edits)
+	if s.creates() != 1 || s.edits() != 0 {
+		t.Fatalf("%d creates, %d edits; want the bot's own comment created", s.creates(), s.edits())
 	}
-	for _, c := range s.forge.comments {
+	for _, c := range s.forge.Comments(s.ref) {
 		if c.ID == quoted.ID && c.Body != quoted.Body {
 			t.Errorf("another user's comment was taken over: %q", c.Body)
 		}
 	}
-	if !strings.Contains(s.forge.botComments()[0], "ConfigMap/"+s.ns+"/api") {
+	if !strings.Contains(s.botComments()[0], "ConfigMap/"+s.ns+"/api") {
 		t.Errorf("the bot's comment lacks the preview")
 	}
 }
@@ -207,17 +251,17 @@ func TestPreviewIgnoresOthersMarker(t *testing.T) {
 func TestPreviewForkRefusedByDefault(t *testing.T) {
 	s := newPreviewSetup(t)
 	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
-	s.forge.mu.Lock()
-	s.forge.pr.Fork = true
-	s.forge.pr.HeadCloneURL = "http://127.0.0.1:1/evil/deploy"
-	s.forge.mu.Unlock()
+	s.update(func(pr *scm.PullRequest) {
+		pr.Fork = true
+		pr.HeadCloneURL = "http://127.0.0.1:1/evil/deploy"
+	})
 
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "fork") || strings.Contains(body, "ConfigMap/") {
 		t.Errorf("a fork was previewed, or the comment does not say why not:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess || !strings.Contains(st.Description, "fork") {
+	if st := s.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess || !strings.Contains(st.Description, "fork") {
 		t.Errorf("status %+v, want success saying forks are off", st)
 	}
 }
@@ -229,13 +273,13 @@ func TestPreviewForkRenderOnly(t *testing.T) {
 	// The fork is served without credentials: the head is fetched as the
 	// public would.
 	fork := gittest.Serve(t, map[string]*gittest.Repo{"mallory/deploy": s.repo})
-	s.forge.mu.Lock()
-	s.forge.pr.Fork = true
-	s.forge.pr.HeadCloneURL = fork.URL("mallory/deploy")
-	s.forge.mu.Unlock()
+	s.update(func(pr *scm.PullRequest) {
+		pr.Fork = true
+		pr.HeadCloneURL = fork.URL("mallory/deploy")
+	})
 
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "rendered only") || !strings.Contains(body, "| web | test | 0 | 1 | 0 |") {
 		t.Errorf("the fork is not previewed render-only:\n%s", body)
 	}
@@ -245,7 +289,7 @@ func TestPreviewForkRenderOnly(t *testing.T) {
 	if strings.Contains(body, "applyset.kubernetes.io") {
 		t.Errorf("the fork was diffed against the cluster:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess {
+	if st := s.lastStatus(); st.SHA != head || st.State != scm.StatusSuccess {
 		t.Errorf("status %+v, want success", st)
 	}
 }
@@ -254,11 +298,11 @@ func TestPreviewRenderErrorInComment(t *testing.T) {
 	s := newPreviewSetup(t)
 	head := s.push(t, map[string]string{"apps/web/kustomization.yaml": "resources: [missing.yaml]\n"})
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "| web | test | – | – | – | 1 |") || !strings.Contains(body, "**Error:**") {
 		t.Errorf("the render error is not in the comment:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.SHA != head || st.State != scm.StatusFailure || !strings.Contains(st.Description, "web") {
+	if st := s.lastStatus(); st.SHA != head || st.State != scm.StatusFailure || !strings.Contains(st.Description, "web") {
 		t.Errorf("status %+v, want failure naming web", st)
 	}
 }
@@ -266,12 +310,10 @@ func TestPreviewRenderErrorInComment(t *testing.T) {
 func TestPreviewClosed(t *testing.T) {
 	s := newPreviewSetup(t)
 	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
-	s.forge.mu.Lock()
-	s.forge.pr.State = "closed"
-	s.forge.mu.Unlock()
+	s.update(func(pr *scm.PullRequest) { pr.State = "closed" })
 	s.preview(t, true)
-	if len(s.forge.comments) != 0 || len(s.forge.statuses) != 0 {
-		t.Errorf("a closed pull request was previewed: %d comments, %d statuses", len(s.forge.comments), len(s.forge.statuses))
+	if c, st := s.forge.Comments(s.ref), s.forge.Statuses(); len(c) != 0 || len(st) != 0 {
+		t.Errorf("a closed pull request was previewed: %d comments, %d statuses", len(c), len(st))
 	}
 }
 
@@ -293,7 +335,7 @@ func TestPreviewHelmApp(t *testing.T) {
 		"values/site.yaml":              "mode: blue\n",
 	})
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "| site | test |") || !strings.Contains(body, "ConfigMap/"+s.ns+"/site") || !strings.Contains(body, "mode: blue") {
 		t.Errorf("the Helm app is not previewed:\n%s", body)
 	}
@@ -315,11 +357,11 @@ func TestPreviewSourceNotAllowedByBase(t *testing.T) {
     ref: main
 `)})
 	s.preview(t, false)
-	body := s.forge.botComments()[0]
+	body := s.botComments()[0]
 	if !strings.Contains(body, "| borrowed | test | – | – | – | 1 |") {
 		t.Errorf("a source the base does not allow was fetched, or the refusal is not shown:\n%s", body)
 	}
-	if st := s.forge.lastStatus(); st.State != scm.StatusFailure {
+	if st := s.lastStatus(); st.State != scm.StatusFailure {
 		t.Errorf("status %+v, want failure", st)
 	}
 }
@@ -327,21 +369,17 @@ func TestPreviewSourceNotAllowedByBase(t *testing.T) {
 func TestPreviewFindsStickyBeyondFirstPage(t *testing.T) {
 	s := newPreviewSetup(t)
 	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two")})
-	s.forge.mu.Lock()
 	for range 120 {
-		s.forge.addComment("dev", "lgtm")
+		s.forge.AddComment(s.ref, "dev", "lgtm")
 	}
-	s.forge.mu.Unlock()
 	s.preview(t, false)
-	s.forge.mu.Lock()
 	for range 50 {
-		s.forge.addComment("dev", "ping")
+		s.forge.AddComment(s.ref, "dev", "ping")
 	}
-	s.forge.mu.Unlock()
 
 	s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "three")})
 	s.preview(t, false)
-	if s.forge.creates != 1 || s.forge.edits != 1 {
-		t.Errorf("%d creates, %d edits; want the comment at position 121 edited", s.forge.creates, s.forge.edits)
+	if s.creates() != 1 || s.edits() != 1 {
+		t.Errorf("%d creates, %d edits; want the comment at position 121 edited", s.creates(), s.edits())
 	}
 }

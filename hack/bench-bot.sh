@@ -19,7 +19,7 @@
 # from hack/test-assets.sh), the GitHub fake (internal/testing/scmtest/githubfake,
 # which checks every request against GitHub's OpenAPI description), a real
 # Git server (internal/testing/gittest) and the gitops-bot binary built here. The
-# measurements are the benchmarks in bot/bench_test.go; none asserts on time.
+# measurements are the benchmarks in integration/bot_bench_test.go; none asserts on time.
 set -euo pipefail
 source "$(dirname "$0")/lib/benchdoc.sh"
 cd "$(dirname "$0")/.."
@@ -50,7 +50,7 @@ out="$work/results"
 log "running the benchmarks ($PUSHES pushes, ${LOAD_SECONDS}s of intake load, ${BENCHTIME} per in-process benchmark)"
 if ! GITOPS_BOT_BIN="$bot" BENCH_BOT_OUT="$out" BENCH_BOT_LOG="$work/bot.log" \
   BENCH_BOT_PUSHES="$PUSHES" BENCH_BOT_LOAD_SECONDS="$LOAD_SECONDS" BENCH_BOT_CLIENTS="$CLIENTS" \
-  timeout 600 go test ./bot -run '^$' -bench '^(BenchmarkIntake|BenchmarkHMACVerify|BenchmarkBotProcess)$' \
+  timeout 600 go test ./integration -run '^$' -bench '^(BenchmarkIntake|BenchmarkHMACVerify|BenchmarkBotProcess)$' \
   -benchtime "$BENCHTIME" -count 1 -timeout 590s > "$work/bench.txt" 2>&1; then
   log "the benchmarks failed:"
   cat "$work/bench.txt" >&2
@@ -78,7 +78,7 @@ if [[ "$(id -u)" == 0 ]]; then
   log "running the process benchmark again from a cold page cache"
   if ! GITOPS_BOT_BIN="$bot" BENCH_BOT_OUT="$cold" BENCH_BOT_COLD=1 \
     BENCH_BOT_PUSHES="$PUSHES" BENCH_BOT_LOAD_SECONDS="$LOAD_SECONDS" BENCH_BOT_CLIENTS="$CLIENTS" \
-    timeout 600 go test ./bot -run '^$' -bench '^BenchmarkBotProcess$' -benchtime 1x -count 1 -timeout 590s \
+    timeout 600 go test ./integration -run '^$' -bench '^BenchmarkBotProcess$' -benchtime 1x -count 1 -timeout 590s \
     > "$work/bench-cold.txt" 2>&1; then
     log "the cold-start run failed:"
     cat "$work/bench-cold.txt" >&2
@@ -190,8 +190,8 @@ section="$work/section.md"
   echo "\`github.(*Webhooks).Parse\`, that is go-github's \`ParseWebHook\` decoding the whole"
   echo "~22 KB payload into its full event types with encoding/json, and about 5 % in HMAC-SHA256;"
   echo "decoding only the fields the bot reads would be the lever (internal/scm/github, not done"
-  echo "here). Profile with \`go test ./bot -run '^\$' -bench '^BenchmarkIntake\$' -cpuprofile"
-  echo "cpu.pprof\`, then \`go tool pprof -top bot.test cpu.pprof\`. Memory: read strictly,"
+  echo "here). Profile with \`go test ./integration -run '^\$' -bench '^BenchmarkIntake\$' -cpuprofile"
+  echo "cpu.pprof\`, then \`go tool pprof -top integration.test cpu.pprof\`. Memory: read strictly,"
   echo "$mem_read, but most of it is file-backed: clean pages of the binary (it links"
   echo "client-go, kustomize and the renderer), which the kernel shares and can drop under"
   echo "pressure; a stripped build (\`-trimpath -ldflags \"-s -w\"\`) had the same RssFile when checked once,"
@@ -200,7 +200,7 @@ section="$work/section.md"
   echo "$(fmt go_heap_inuse_mb '%.1f MB'). The two HMAC limits, measured separately in the run, differ by $hmac_agree;"
   echo "on a busy machine they drift apart, read them as the order of magnitude of the limit."
   echo
-  echo "In-process benchmarks, from the same run (\`go test ./bot -run '^\$' -bench 'Intake|HMACVerify' -benchtime $BENCHTIME\`):"
+  echo "In-process benchmarks, from the same run (\`go test ./integration -run '^\$' -bench 'Intake|HMACVerify' -benchtime $BENCHTIME\`):"
   echo
   echo '```'
   grep -E '^(goos|goarch|cpu|Benchmark(Intake|HMACVerify))' "$work/bench.txt"

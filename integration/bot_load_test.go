@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/bottest"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/bottest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
 )
 
 // Attack figures from issue 7.
@@ -277,7 +277,7 @@ func ms(sorted []time.Duration, p int) float64 {
 
 // writeFigures appends "key value" lines to BENCH_BOT_OUT, if set, for
 // hack/bench-bot.sh.
-func writeFigures(t *testing.T, figures map[string]float64) {
+func writeFigures(t testing.TB, figures map[string]float64) {
 	out := os.Getenv("BENCH_BOT_OUT")
 	if out == "" {
 		return

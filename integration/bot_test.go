@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,9 +15,9 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/bottest"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/bottest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
 )
 
 const webhookSecret = "canary-webhook-secret-0d41"
@@ -45,14 +46,7 @@ apps:
 	})
 	base := repo.Head(t)
 	// The base is what runs in the cluster.
-	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply := exec.Command(filepath.Join(binDir, "kubectl-gitops"), "apply", repo.Dir, "--kubeconfig", env.Kubeconfig, "--context", kc.CurrentContext)
-	if out, err := apply.CombinedOutput(); err != nil {
-		t.Fatalf("applying the base: %v\n%s", err, out)
-	}
+	applyBase(t, repo.Dir)
 	head1 := repo.Commit(t, map[string]string{"apps/alpha/settings.yaml": configMap("alpha-settings", "two")}, "alpha: two")
 	git := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": repo},
 		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
@@ -93,12 +87,13 @@ apps:
 	}
 	waitStatus(t, fake, head2, "success")
 
-	// Replaying the first delivery changes nothing.
+	// Replaying the first delivery changes nothing: the intake answers
+	// duplicate, so no job is queued that could write later, and nothing
+	// was written by the time it answered.
 	requests := len(fake.Requests())
-	if code := deliver(t, addr, "delivery-1", opened); code/100 != 2 {
-		t.Fatalf("replayed delivery: HTTP %d, want 2xx", code)
+	if code, result := deliverAnswer(t, addr, "delivery-1", opened); code != http.StatusOK || result != "duplicate" {
+		t.Fatalf("replayed delivery: HTTP %d %q, want 200 duplicate", code, result)
 	}
-	time.Sleep(2 * time.Second)
 	comments := pullComments(fake)
 	if len(comments) != 1 || comments[0].Body != second.Body {
 		t.Errorf("after the replay: %d comments, body changed: %v", len(comments), len(comments) == 1 && comments[0].Body != second.Body)
@@ -148,7 +143,29 @@ func pullRequestEvent(action, head string) []byte {
 	return []byte(fmt.Sprintf(`{"action":%q,"number":7,"pull_request":{"number":7,"state":"open","head":{"sha":%q,"ref":"alpha-two"},"base":{"ref":"main"},"user":{"login":"dev"}},"repository":{"id":1001,"name":"shop","full_name":"acme/shop","owner":{"login":"acme"}},"installation":{"id":42},"sender":{"login":"dev"}}`, action, head))
 }
 
+// applyBase applies the tree at dir to the test cluster with the built
+// kubectl-gitops, as the base of a pull request runs there.
+func applyBase(t testing.TB, dir string) {
+	t.Helper()
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := exec.Command(filepath.Join(binDir, "kubectl-gitops"), "apply", dir, "--kubeconfig", env.Kubeconfig, "--context", kc.CurrentContext)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Fatalf("applying the base: %v\n%s", err, out)
+	}
+}
+
+// deliver sends a signed pull_request delivery and returns the status.
 func deliver(t *testing.T, addr, id string, body []byte) int {
+	t.Helper()
+	code, _ := deliverAnswer(t, addr, id, body)
+	return code
+}
+
+// deliverAnswer is deliver, and the intake's answer (accepted, duplicate…).
+func deliverAnswer(t *testing.T, addr, id string, body []byte) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/github", bytes.NewReader(body))
 	if err != nil {
@@ -162,8 +179,12 @@ func deliver(t *testing.T, addr, id string, body []byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(answer))
 }
 
 func pullComments(fake *githubfake.Server) []githubfake.Comment {

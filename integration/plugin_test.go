@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testenv"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
 
 // binDir holds the freshly built kubectl-gitops and gitops-bot; env is the

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"syscall"
 
 	"helm.sh/helm/v4/pkg/kube"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/kubectl-gitops/kubectl-gitops/bot"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
@@ -71,7 +69,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	return b.Run(ctx)
 }
 
-// dependencies builds the forge clients and the preview from cfg. The
+// dependencies builds the forge clients and the previewer from cfg. The
 // forge clients report their requests and rate-limit waits to the bot's
 // metrics.
 func dependencies(cfg *bot.Config) (bot.Deps, error) {
@@ -123,27 +121,6 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 		}
 		deps.Forges[scm.GitLab], deps.Parsers[scm.GitLab] = forges, parser
 	}
-	if len(deps.Forges) == 0 {
-		return deps, errors.New("no forge configured")
-	}
-
-	clusters := map[string]bot.ClusterTarget{}
-	for name, c := range cfg.Clusters {
-		f := genericclioptions.NewConfigFlags(true)
-		f.KubeConfig, f.Context = &c.Kubeconfig, &c.Context
-		clusters[name] = f
-	}
-	p := &bot.Previewer{
-		Clusters:       clusters,
-		DefaultCluster: cfg.DefaultCluster,
-		CacheDir:       cfg.CacheDir,
-		AllowForks:     cfg.AllowForks,
-		Sandbox:        cfg.Render.Runner(),
-	}
-	// A command forces a fresh preview; webhooks and reconciles leave one
-	// already posted for the current head alone.
-	deps.Work = func(ctx context.Context, forge scm.Forge, pr scm.PRRef, t bot.Trigger) error {
-		return p.Preview(ctx, forge, pr, t.Reason == bot.ReasonComment)
-	}
+	deps.Previewer = bot.NewPreviewer(*cfg)
 	return deps, nil
 }

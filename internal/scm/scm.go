@@ -129,6 +129,9 @@ type Commenter interface {
 	ListComments(ctx context.Context, pr PRRef) ([]Comment, error)
 	CreateComment(ctx context.Context, pr PRRef, body string) (Comment, error)
 	EditComment(ctx context.Context, pr PRRef, id int64, body string) error
+	// MaxCommentBytes is the longest body the forge takes for a comment
+	// (GitHub 65,536, GitLab 1,000,000); longer ones must be cut or split.
+	MaxCommentBytes() int
 }
 
 // StatusSetter sets commit statuses.
@@ -141,14 +144,19 @@ type ReviewLister interface {
 	ListReviews(ctx context.Context, pr PRRef) ([]Review, error)
 }
 
+// ChangeLister lists what a pull request changes.
+type ChangeLister interface {
+	// ChangedFiles lists the paths a pull request changes (both sides of a
+	// rename), across all pages.
+	ChangedFiles(ctx context.Context, pr PRRef) ([]string, error)
+}
+
 // PullRequestReader reads pull requests.
 type PullRequestReader interface {
 	GetPullRequest(ctx context.Context, pr PRRef) (*PullRequest, error)
 	// ListOpenPullRequests returns every open pull request, across all pages.
 	ListOpenPullRequests(ctx context.Context, repo RepoRef) ([]PullRequest, error)
-	// ChangedFiles lists the paths a pull request changes (both sides of a
-	// rename), across all pages.
-	ChangedFiles(ctx context.Context, pr PRRef) ([]string, error)
+	ChangeLister
 }
 
 // FileReader reads a file of a repository at a ref (branch, tag or SHA).
@@ -229,11 +237,16 @@ type Event struct {
 
 // WebhookParser verifies and parses a forge's webhook deliveries.
 type WebhookParser interface {
+	// MediaTypes are the Content-Types the forge delivers in (GitHub: JSON
+	// or a form with the JSON in its payload field; GitLab: JSON only). A
+	// delivery of another type is refused before its body is read.
+	MediaTypes() []string
 	// Verify authenticates a delivery before anything parses it: GitHub's
 	// X-Hub-Signature-256 HMAC, GitLab's X-Gitlab-Token (constant time).
 	Verify(header http.Header, body []byte) error
-	// Parse turns a verified delivery into an Event; kinds the bot does not
-	// handle are EventUninteresting, not errors.
+	// Parse turns a verified delivery, the raw body Verify checked (a form
+	// is unwrapped here), into an Event; kinds the bot does not handle are
+	// EventUninteresting, not errors.
 	Parse(header http.Header, body []byte) (*Event, error)
 }
 

@@ -16,6 +16,8 @@ const (
 	perPage = 100
 	// statusDescriptionMax is GitHub's limit on a commit status description.
 	statusDescriptionMax = 140
+	// commentMax is GitHub's limit on a comment's body.
+	commentMax = 65_536
 )
 
 // forge is scm.Forge on one set of credentials: an installation or a token.
@@ -70,6 +72,9 @@ func (g *forge) CreateComment(ctx context.Context, pr scm.PRRef, body string) (s
 	}
 	return comment(c), nil
 }
+
+// MaxCommentBytes is GitHub's limit on a comment's body.
+func (g *forge) MaxCommentBytes() int { return commentMax }
 
 func (g *forge) EditComment(ctx context.Context, pr scm.PRRef, id int64, body string) error {
 	owner, name, err := splitRepo(pr.Repo)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v88/github"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
 

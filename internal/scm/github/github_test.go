@@ -87,6 +87,9 @@ func TestForgeMethods(t *testing.T) {
 	f := forgeFor(t, fs, installation)
 	pr := scm.PRRef{Repo: repoRef, Number: 1}
 
+	if n := f.MaxCommentBytes(); n != 65_536 {
+		t.Errorf("MaxCommentBytes = %d, want GitHub's 65,536", n)
+	}
 	cs, err := f.ListComments(ctx, pr)
 	if err != nil {
 		t.Fatal(err)

@@ -73,13 +73,21 @@ func (w *Webhooks) Verify(header http.Header, body []byte) error {
 	return nil
 }
 
+// mediaTypes are the Content-Types a hook may be configured with.
+var mediaTypes = []string{"application/json", "application/x-www-form-urlencoded"}
+
+// MediaTypes are JSON and the form GitHub wraps the JSON in (the hook's
+// "Content type" setting).
+func (w *Webhooks) MediaTypes() []string { return slices.Clone(mediaTypes) }
+
 // handled are the X-GitHub-Event kinds Parse reads.
 var handled = []string{
 	"ping", "pull_request", "pull_request_review", "issue_comment", "push",
 	"installation", "installation_repositories",
 }
 
-// Parse turns a verified delivery into an Event.
+// Parse turns a verified delivery into an Event. A form-encoded delivery
+// is verified as sent and unwrapped here.
 func (w *Webhooks) Parse(header http.Header, body []byte) (*scm.Event, error) {
 	kind := header.Get("X-GitHub-Event")
 	if kind == "" {
@@ -222,7 +230,11 @@ func payloadOf(contentType string, body []byte) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("github: reading a form-encoded delivery: %w", err)
 		}
-		return []byte(v.Get("payload")), nil
+		payload := v.Get("payload")
+		if payload == "" {
+			return nil, errors.New("github: a form-encoded delivery without its payload field")
+		}
+		return []byte(payload), nil
 	default:
 		return nil, fmt.Errorf("github: unsupported Content-Type %q: configure the hook for application/json", mt)
 	}

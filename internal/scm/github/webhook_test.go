@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,6 +151,42 @@ func TestParseHandWritten(t *testing.T) {
 	}
 	if _, err := w.Parse(http.Header{"X-Github-Event": {"ping"}, "Content-Type": {"text/plain"}}, []byte("{}")); err == nil {
 		t.Error("Parse accepted text/plain")
+	}
+}
+
+// TestFormEncodedDelivery: a hook set to application/x-www-form-urlencoded
+// is signed over the form as sent; Parse unwraps its payload field.
+func TestFormEncodedDelivery(t *testing.T) {
+	secret := []byte("s")
+	w, err := NewWebhooks(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.MediaTypes(), []string{"application/json", "application/x-www-form-urlencoded"}; !slices.Equal(got, want) {
+		t.Errorf("MediaTypes = %q, want %q", got, want)
+	}
+	payload := `{"action":"opened","number":3,"pull_request":{"number":3,"head":{"sha":"abc"}},"repository":{"id":3,"full_name":"acme/app"}}`
+	form := []byte(url.Values{"payload": {payload}}.Encode())
+	h := http.Header{
+		"X-Github-Event":      {"pull_request"},
+		"Content-Type":        {"application/x-www-form-urlencoded"},
+		"X-Hub-Signature-256": {githubfake.Sign(secret, form)},
+	}
+	if err := w.Verify(h, form); err != nil {
+		t.Fatalf("Verify over the raw form: %v", err)
+	}
+	ev, err := w.Parse(h, form)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app", ID: 3}, Number: 3}
+	if ev.PR == nil || *ev.PR != want || ev.HeadSHA != "abc" {
+		t.Errorf("form pull_request = %+v, want %s at abc", ev, want)
+	}
+	for _, body := range []string{"zen=x", "payload=", "%zz"} {
+		if _, err := w.Parse(h, []byte(body)); err == nil || errors.Is(err, scm.ErrInvalidEvent) {
+			t.Errorf("a form %q: %v, want an error that is not ErrInvalidEvent", body, err)
+		}
 	}
 }
 

@@ -130,6 +130,9 @@ func DeliveryID(header http.Header) string {
 	return ""
 }
 
+// MediaTypes is JSON only: GitLab sends nothing else.
+func (w *Webhook) MediaTypes() []string { return []string{"application/json"} }
+
 // Parse turns a verified delivery into an Event by X-Gitlab-Event.
 //
 //   - Merge Request Hook: EventPullRequest with the action in GitHub's

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/gitlabfake"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/gitlabfake"
 )
 
 func TestNewWebhookRefusesEmptySecret(t *testing.T) {

@@ -1,6 +1,6 @@
-package bot
+package integration
 
-// Benchmarks of issue 4, run by hack/bench-bot.sh (BenchmarkBotProcess is
+// Benchmarks of the bot (issue 4), run by hack/bench-bot.sh (BenchmarkBotProcess is
 // declared first so that it runs first, while the in-process ones run on a
 // control plane that has finished starting):
 //
@@ -15,11 +15,11 @@ package bot
 //     delivery rate over loopback and the process's resident memory.
 //
 // None of them asserts on time; the figures are reported, and written to
-// BENCH_BOT_OUT (key value lines) for the script.
+// BENCH_BOT_OUT (key value lines) for the script. They live here, not in
+// package bot, because they use the real GitHub verifier and the binary.
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,15 +39,13 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/tools/clientcmd"
-
-	"github.com/kubectl-gitops/kubectl-gitops/internal/bottest"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/bot"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/scmtest/githubfake"
-	"github.com/kubectl-gitops/kubectl-gitops/plugin"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/bottest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/memforge"
 )
 
 const (
@@ -112,23 +110,6 @@ func benchVariant(body []byte, seq int64) []byte {
 	out = append(out, `,"bench_seq":`...)
 	out = strconv.AppendInt(out, seq, 10)
 	return append(out, '}')
-}
-
-// writeResult appends "key value" to BENCH_BOT_OUT, if set.
-func writeResult(tb testing.TB, key string, v float64) {
-	tb.Helper()
-	out := os.Getenv("BENCH_BOT_OUT")
-	if out == "" {
-		return
-	}
-	f, err := os.OpenFile(out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := fmt.Fprintf(f, "%s %s\n", key, strconv.FormatFloat(v, 'f', -1, 64)); err != nil {
-		tb.Fatal(err)
-	}
 }
 
 func benchApp(i int) string { return fmt.Sprintf("app-%02d", i) }
@@ -197,29 +178,6 @@ spec:
 	return files
 }
 
-// procStatus reads VmRSS and VmHWM (bytes) of pid.
-func procStatus(pid int) (rss, hwm int64) {
-	f := procFields(pid)
-	return f["VmRSS"], f["VmHWM"]
-}
-
-// procFields reads the kB fields of /proc/pid/status, in bytes.
-func procFields(pid int) map[string]int64 {
-	out := map[string]int64{}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return out
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[2] == "kB" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			out[strings.TrimSuffix(f[0], ":")] = kb << 10
-		}
-	}
-	return out
-}
-
 // goMetrics reads metrics from the bot's /metrics, each summed over its
 // labels.
 func goMetrics(addr string, names ...string) map[string]float64 {
@@ -273,15 +231,7 @@ func BenchmarkBotProcess(b *testing.B) {
 	base := repo.Head(b)
 
 	// The base runs in the cluster: applied once by kubectl-gitops.
-	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var applyOut bytes.Buffer
-	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &applyOut, ErrOut: &applyOut}
-	if code := plugin.Execute(b.Context(), streams, []string{"apply", repo.Dir, "--kubeconfig", env.Kubeconfig, "--context", kc.CurrentContext}); code != 0 {
-		b.Fatalf("applying the base: exit %d\n%s", code, applyOut.String())
-	}
+	applyBase(b, repo.Dir)
 
 	var changed []githubfake.File
 	for i := range benchApps {
@@ -347,7 +297,7 @@ func BenchmarkBotProcess(b *testing.B) {
 		var st string
 		fake.Update("acme/shop", func(r *githubfake.Repo) {
 			for _, s := range r.Statuses {
-				if s.SHA == sha && s.Context == PreviewContext {
+				if s.SHA == sha && s.Context == bot.PreviewContext {
 					st = s.State
 				}
 			}
@@ -392,9 +342,7 @@ func BenchmarkBotProcess(b *testing.B) {
 			b.Fatalf("the last comment does not show the change of %s:\n%s", benchApp(i), body)
 		}
 	}
-	_, hwmPreview := procStatus(pid)
-	rssIdle, _ := procStatus(pid)
-	anonIdle := procFields(pid)["RssAnon"]
+	hwmPreview, rssIdle, anonIdle := procKB(pid, "VmHWM"), procKB(pid, "VmRSS"), procKB(pid, "RssAnon")
 
 	// Intake load: the head stays the last one, already previewed, so the
 	// coalesced jobs find the comment current and stop after reading it.
@@ -414,7 +362,7 @@ func BenchmarkBotProcess(b *testing.B) {
 			case <-stop:
 				return
 			case <-t.C:
-				if rss, _ := procStatus(pid); rss > rssMax.Load() {
+				if rss := procKB(pid, "VmRSS"); rss > rssMax.Load() {
 					rssMax.Store(rss)
 				}
 			}
@@ -443,8 +391,7 @@ func BenchmarkBotProcess(b *testing.B) {
 	loadTook := time.Since(loadStart)
 	close(stop)
 	sampler.Wait()
-	rssEnd, hwmEnd := procStatus(pid)
-	status := procFields(pid)
+	rssEnd, hwmEnd := procKB(pid, "VmRSS"), procKB(pid, "VmHWM")
 	gm := goMetrics(addr, "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "gitops_bot_jobs_total")
 	if failed.Load() > 0 {
 		b.Errorf("%d deliveries were not accepted (of %d)", failed.Load(), ok.Load()+failed.Load())
@@ -475,56 +422,43 @@ func BenchmarkBotProcess(b *testing.B) {
 	hmacRate := float64(verified.Load()) / time.Since(hStart).Seconds()
 	b.StopTimer()
 
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+	millis := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 	slices.Sort(lat)
-	p50, p95 := pct(lat, 50), pct(lat, 95)
-	mb := func(v int64) float64 { return float64(v) / (1 << 20) }
-	res := []struct {
-		k string
-		v float64
-	}{
-		{"pushes", float64(len(lat))},
-		{"cold_ms", ms(cold)},
-		{"p50_ms", ms(p50)},
-		{"p95_ms", ms(p95)},
-		{"min_ms", ms(lat[0])},
-		{"max_ms", ms(lat[len(lat)-1])},
-		{"load_clients", float64(clients)},
-		{"load_seconds", loadTook.Seconds()},
-		{"load_accepted", float64(ok.Load())},
-		{"load_failed", float64(failed.Load())},
-		{"load_jobs", gm["gitops_bot_jobs_total"] - jobsBefore},
-		{"intake_process_per_s", rate},
-		{"hmac_process_per_s", hmacRate},
-		{"payload_bytes", float64(len(body2))},
-		{"rss_idle_mb", mb(rssIdle)},
-		{"hwm_previews_mb", mb(hwmPreview)},
-		{"rss_load_max_mb", mb(rssMax.Load())},
-		{"rss_end_mb", mb(rssEnd)},
-		{"hwm_end_mb", mb(hwmEnd)},
-		{"rss_anon_idle_mb", mb(anonIdle)},
-		{"rss_anon_end_mb", mb(status["RssAnon"])},
-		{"rss_file_end_mb", mb(status["RssFile"])},
-		{"go_heap_inuse_mb", gm["go_memstats_heap_inuse_bytes"] / (1 << 20)},
-		{"go_sys_mb", gm["go_memstats_sys_bytes"] / (1 << 20)},
-	}
-	for _, r := range res {
-		writeResult(b, r.k, r.v)
-	}
-	b.ReportMetric(ms(p50), "p50-ms")
-	b.ReportMetric(ms(p95), "p95-ms")
+	p50, p95 := ms(lat, 50), ms(lat, 95)
+	writeFigures(b, map[string]float64{
+		"pushes":               float64(len(lat)),
+		"cold_ms":              millis(cold),
+		"p50_ms":               p50,
+		"p95_ms":               p95,
+		"min_ms":               millis(lat[0]),
+		"max_ms":               millis(lat[len(lat)-1]),
+		"load_clients":         float64(clients),
+		"load_seconds":         loadTook.Seconds(),
+		"load_accepted":        float64(ok.Load()),
+		"load_failed":          float64(failed.Load()),
+		"load_jobs":            gm["gitops_bot_jobs_total"] - jobsBefore,
+		"intake_process_per_s": rate,
+		"hmac_process_per_s":   hmacRate,
+		"payload_bytes":        float64(len(body2)),
+		"rss_idle_mb":          mb(rssIdle),
+		"hwm_previews_mb":      mb(hwmPreview),
+		"rss_load_max_mb":      mb(rssMax.Load()),
+		"rss_end_mb":           mb(rssEnd),
+		"hwm_end_mb":           mb(hwmEnd),
+		"rss_anon_idle_mb":     mb(anonIdle),
+		"rss_anon_end_mb":      mb(procKB(pid, "RssAnon")),
+		"rss_file_end_mb":      mb(procKB(pid, "RssFile")),
+		"go_heap_inuse_mb":     gm["go_memstats_heap_inuse_bytes"] / (1 << 20),
+		"go_sys_mb":            gm["go_memstats_sys_bytes"] / (1 << 20),
+	})
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p95, "p95-ms")
 	b.ReportMetric(rate, "deliveries/s")
 	b.ReportMetric(hmacRate, "hmac-verifies/s")
 	b.ReportMetric(mb(hwmEnd), "VmHWM-MB")
 }
 
-// pct is the nearest-rank percentile of sorted durations.
-func pct(sorted []time.Duration, p int) time.Duration {
-	i := (p*len(sorted)+99)/100 - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// startBenchBot runs the gitops-bot binary as integration/bot_test.go does,
+// startBenchBot runs the gitops-bot binary as TestBotPreviewEndToEnd does,
 // its log to a file, and returns its address and pid.
 func startBenchBot(b *testing.B, bin string, fake *githubfake.Server) (string, int) {
 	b.Helper()
@@ -538,8 +472,8 @@ func startBenchBot(b *testing.B, bin string, fake *githubfake.Server) (string, i
 		b.Cleanup(func() { logs.Close() })
 		opts.Logs = logs
 	}
-	bot := bottest.Start(b, fake, opts)
-	return bot.Addr, bot.Pid
+	proc := bottest.Start(b, fake, opts)
+	return proc.Addr, proc.Pid
 }
 
 // discardWriter is an http.ResponseWriter that keeps nothing.
@@ -559,14 +493,15 @@ func BenchmarkIntake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg := testConfig()
-	cfg.GitHub.WebhookSecret = NewSecret(benchSecret)
-	cfg.GitHub.Repositories = []string{"acme/shop"}
-	cfg.GitLab = nil
-	bt, err := New(cfg, Deps{
-		Parsers: map[scm.Kind]scm.WebhookParser{scm.GitHub: parser},
-		Forges:  map[scm.Kind]scm.Forges{scm.GitHub: fakeForges{}},
-		Work:    func(context.Context, scm.Forge, scm.PRRef, Trigger) error { return nil },
+	cfg := bot.Config{GitHub: &bot.GitHubConfig{
+		Token:         bot.NewSecret("unused"),
+		WebhookSecret: bot.NewSecret(benchSecret),
+		Repositories:  []string{"acme/shop"},
+	}}
+	bt, err := bot.New(cfg, bot.Deps{
+		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: parser},
+		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: memforge.New()},
+		Previewer: bot.NewPreviewer(cfg),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -599,17 +534,14 @@ func BenchmarkIntake(b *testing.B) {
 	}
 	rate := float64(ids.Load()) / elapsed.Seconds()
 	b.ReportMetric(rate, "deliveries/s")
-	writeResult(b, "intake_inproc_per_s", rate)
-	writeResult(b, "payload_bytes", float64(len(body)))
+	writeFigures(b, map[string]float64{"intake_inproc_per_s": rate, "payload_bytes": float64(len(body))})
 }
 
 // metricValue sums the gitops_bot_webhooks_total series matching label.
-func metricValue(tb testing.TB, bt *Bot, label string) float64 {
+func metricValue(tb testing.TB, bt *bot.Bot, label string) float64 {
 	tb.Helper()
-	rec := httptest.NewRecorder()
-	bt.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	var sum float64
-	for line := range strings.SplitSeq(rec.Body.String(), "\n") {
+	for line := range strings.SplitSeq(scrapeBot(tb, bt), "\n") {
 		if strings.HasPrefix(line, "gitops_bot_webhooks_total{") && strings.Contains(line, label) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
@@ -639,7 +571,7 @@ func BenchmarkHMACVerify(b *testing.B) {
 	})
 	rate := float64(n.Load()) / time.Since(start).Seconds()
 	b.ReportMetric(rate, "verifies/s")
-	writeResult(b, "hmac_inproc_per_s", rate)
+	writeFigures(b, map[string]float64{"hmac_inproc_per_s": rate})
 }
 
 func verifyHMAC(body []byte, sig string) bool {

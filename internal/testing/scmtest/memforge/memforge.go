@@ -1,0 +1,352 @@
+// Package memforge is the in-memory forge of the bot's tests: one
+// scm.Forge (and scm.Forges, for every repository) that keeps pull
+// requests, comments, statuses and permissions in memory, reads a
+// repository's files from a Git repository on disk when it is given one,
+// and records every call the bot makes. It behaves as a forge does where the
+// bot could tell: nobody edits another's comment, a comment over the size
+// limit is refused, a pull request it does not hold is scm.ErrNotFound.
+//
+// It is for tests of what the bot does with a forge. Tests of a forge
+// client's HTTP use the fakes beside it, githubfake and gitlabfake.
+package memforge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// Defaults of New.
+const (
+	DefaultLogin    = "gitops-bot"
+	DefaultUsername = "x-access-token"
+	DefaultPassword = "token"
+	// DefaultMaxComment is GitHub's limit on a comment.
+	DefaultMaxComment = 65_536
+)
+
+// epoch is when the first comment was written; each one after is a second
+// later, so that nothing depends on the wall clock.
+var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// Call is one call the bot made.
+type Call struct {
+	// Method is the scm method: "CreateComment", "Permission", …
+	Method string
+	// Target is the pull request or repository it was about.
+	Target string
+	// Arg is what else tells the call apart: the user of Permission, the
+	// comment id of EditComment, "ref:path" of ReadFile, the context and
+	// state of SetStatus.
+	Arg string
+}
+
+// Forge is an in-memory forge. Set its exported fields before the bot uses
+// it; the methods are safe for concurrent use.
+type Forge struct {
+	// Login is the bot's user: the author of its comments.
+	Login string
+	// Username and Password are the clone credentials.
+	Username, Password string
+	// MaxComment is the longest comment body it takes.
+	MaxComment int
+	// OpenByDefault makes a pull request it does not hold read as an open
+	// one with nothing but its ref, instead of scm.ErrNotFound.
+	OpenByDefault bool
+
+	mu       sync.Mutex
+	pulls    []*scm.PullRequest
+	comments map[prKey][]scm.Comment
+	nextID   int64
+	statuses []scm.Status
+	perms    map[string]scm.Permission
+	gitDirs  map[string]string // repository full name → Git repository
+	calls    []Call
+}
+
+// prKey names a pull request whatever else its ref carries (a project id
+// known to one caller and not to another).
+type prKey struct {
+	repo   string
+	number int
+}
+
+func keyOf(pr scm.PRRef) prKey { return prKey{pr.Repo.FullName, pr.Number} }
+
+var (
+	_ scm.Forge  = (*Forge)(nil)
+	_ scm.Forges = (*Forge)(nil)
+)
+
+// New returns an empty forge with the defaults.
+func New() *Forge {
+	return &Forge{
+		Login:      DefaultLogin,
+		Username:   DefaultUsername,
+		Password:   DefaultPassword,
+		MaxComment: DefaultMaxComment,
+		comments:   map[prKey][]scm.Comment{},
+		perms:      map[string]scm.Permission{},
+		gitDirs:    map[string]string{},
+	}
+}
+
+// AddPull adds a pull request; an empty State is "open".
+func (f *Forge) AddPull(pr scm.PullRequest) {
+	if pr.State == "" {
+		pr.State = "open"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls = append(f.pulls, &pr)
+}
+
+// UpdatePull changes a pull request added before.
+func (f *Forge) UpdatePull(ref scm.PRRef, update func(*scm.PullRequest)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if pr := f.pullLocked(ref); pr != nil {
+		update(pr)
+	}
+}
+
+func (f *Forge) pullLocked(ref scm.PRRef) *scm.PullRequest {
+	for _, pr := range f.pulls {
+		if keyOf(pr.Ref) == keyOf(ref) {
+			return pr
+		}
+	}
+	return nil
+}
+
+// SetGitDir makes the Git repository at dir hold repo's commits: ReadFile
+// reads them, ChangedFiles diffs a pull request's base and head.
+func (f *Forge) SetGitDir(repo scm.RepoRef, dir string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gitDirs[repo.FullName] = dir
+}
+
+// SetPermission gives user perm on every repository; others have none.
+func (f *Forge) SetPermission(user string, perm scm.Permission) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.perms[user] = perm
+}
+
+// AddComment adds a comment by author, as a user would (no call is
+// recorded).
+func (f *Forge) AddComment(pr scm.PRRef, author, body string) scm.Comment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.addCommentLocked(pr, author, body)
+}
+
+func (f *Forge) addCommentLocked(pr scm.PRRef, author, body string) scm.Comment {
+	f.nextID++
+	at := epoch.Add(time.Duration(f.nextID) * time.Second)
+	c := scm.Comment{ID: f.nextID, Author: author, Body: body, CreatedAt: at, UpdatedAt: at}
+	f.comments[keyOf(pr)] = append(f.comments[keyOf(pr)], c)
+	return c
+}
+
+// Comments returns a pull request's comments, oldest first.
+func (f *Forge) Comments(pr scm.PRRef) []scm.Comment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]scm.Comment(nil), f.comments[keyOf(pr)]...)
+}
+
+// Statuses returns every status set, in order.
+func (f *Forge) Statuses() []scm.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]scm.Status(nil), f.statuses...)
+}
+
+// Calls returns the calls of method ("" for all), in order.
+func (f *Forge) Calls(method string) []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Call
+	for _, c := range f.calls {
+		if method == "" || c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (f *Forge) record(method, target, arg string) {
+	f.calls = append(f.calls, Call{Method: method, Target: target, Arg: arg})
+}
+
+// Forge returns f for every repository.
+func (f *Forge) Forge(context.Context, scm.RepoRef, int64) (scm.Forge, error) { return f, nil }
+
+func (f *Forge) ListComments(_ context.Context, pr scm.PRRef) ([]scm.Comment, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListComments", pr.String(), "")
+	return append([]scm.Comment(nil), f.comments[keyOf(pr)]...), nil
+}
+
+func (f *Forge) CreateComment(_ context.Context, pr scm.PRRef, body string) (scm.Comment, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("CreateComment", pr.String(), "")
+	if err := f.checkSizeLocked(body); err != nil {
+		return scm.Comment{}, err
+	}
+	return f.addCommentLocked(pr, f.Login, body), nil
+}
+
+func (f *Forge) EditComment(_ context.Context, pr scm.PRRef, id int64, body string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("EditComment", pr.String(), strconv.FormatInt(id, 10))
+	if err := f.checkSizeLocked(body); err != nil {
+		return err
+	}
+	cs := f.comments[keyOf(pr)]
+	for i := range cs {
+		if cs[i].ID != id {
+			continue
+		}
+		if cs[i].Author != f.Login {
+			return fmt.Errorf("comment %d is %s's: %w", id, cs[i].Author, scm.ErrForbidden)
+		}
+		cs[i].Body = body
+		cs[i].UpdatedAt = epoch.Add(time.Duration(f.nextID) * time.Second)
+		return nil
+	}
+	return fmt.Errorf("comment %d on %s: %w", id, pr, scm.ErrNotFound)
+}
+
+func (f *Forge) checkSizeLocked(body string) error {
+	if len(body) > f.MaxComment {
+		return fmt.Errorf("a comment of %d bytes is over the limit of %d", len(body), f.MaxComment)
+	}
+	return nil
+}
+
+// MaxCommentBytes is MaxComment.
+func (f *Forge) MaxCommentBytes() int { return f.MaxComment }
+
+func (f *Forge) SetStatus(_ context.Context, repo scm.RepoRef, st scm.Status) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("SetStatus", repo.String(), st.Context+"="+string(st.State))
+	f.statuses = append(f.statuses, st)
+	return nil
+}
+
+// ListReviews returns no review.
+func (f *Forge) ListReviews(_ context.Context, pr scm.PRRef) ([]scm.Review, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListReviews", pr.String(), "")
+	return nil, nil
+}
+
+func (f *Forge) GetPullRequest(_ context.Context, ref scm.PRRef) (*scm.PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("GetPullRequest", ref.String(), "")
+	if pr := f.pullLocked(ref); pr != nil {
+		out := *pr
+		return &out, nil
+	}
+	if f.OpenByDefault {
+		return &scm.PullRequest{Ref: ref, State: "open"}, nil
+	}
+	return nil, fmt.Errorf("pull request %s: %w", ref, scm.ErrNotFound)
+}
+
+// ListOpenPullRequests returns the open pull requests of repo, in the
+// order they were added.
+func (f *Forge) ListOpenPullRequests(_ context.Context, repo scm.RepoRef) ([]scm.PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ListOpenPullRequests", repo.String(), "")
+	var out []scm.PullRequest
+	for _, pr := range f.pulls {
+		if pr.Ref.Repo.FullName == repo.FullName && pr.State == "open" {
+			out = append(out, *pr)
+		}
+	}
+	return out, nil
+}
+
+// ChangedFiles diffs the pull request's base and head in its repository's
+// Git repository; without one, it changes nothing.
+func (f *Forge) ChangedFiles(_ context.Context, ref scm.PRRef) ([]string, error) {
+	f.mu.Lock()
+	f.record("ChangedFiles", ref.String(), "")
+	pr, dir := f.pullLocked(ref), f.gitDirs[ref.Repo.FullName]
+	var base, head string
+	if pr != nil {
+		base, head = pr.BaseSHA, pr.HeadSHA
+	}
+	f.mu.Unlock()
+	if pr == nil {
+		return nil, fmt.Errorf("pull request %s: %w", ref, scm.ErrNotFound)
+	}
+	if dir == "" {
+		return nil, nil
+	}
+	out, err := git(dir, "diff", "--name-only", base, head)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(out), nil
+}
+
+// ReadFile reads path at ref from the repository's Git repository; without
+// one, every file is missing.
+func (f *Forge) ReadFile(_ context.Context, repo scm.RepoRef, ref, path string) ([]byte, error) {
+	f.mu.Lock()
+	f.record("ReadFile", repo.String(), ref+":"+path)
+	dir := f.gitDirs[repo.FullName]
+	f.mu.Unlock()
+	if dir == "" {
+		return nil, fmt.Errorf("%s at %s: %w", path, ref, scm.ErrNotFound)
+	}
+	out, err := git(dir, "show", ref+":"+path)
+	if err != nil {
+		return nil, fmt.Errorf("%s at %s: %w", path, ref, scm.ErrNotFound)
+	}
+	return []byte(out), nil
+}
+
+func (f *Forge) Permission(_ context.Context, repo scm.RepoRef, user string) (scm.Permission, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("Permission", repo.String(), user)
+	if p, ok := f.perms[user]; ok {
+		return p, nil
+	}
+	return scm.PermissionNone, nil
+}
+
+func (f *Forge) BotLogin(context.Context) (string, error) { return f.Login, nil }
+
+func (f *Forge) CloneCredentials(context.Context, scm.RepoRef) (string, string, error) {
+	return f.Username, f.Password, nil
+}
+
+func git(dir string, args ...string) (string, error) {
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return "", fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(exit.Stderr)))
+	}
+	return string(out), err
+}

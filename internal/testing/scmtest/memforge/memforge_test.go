@@ -1,0 +1,85 @@
+package memforge
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+var (
+	repo = scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}
+	pr1  = scm.PRRef{Repo: repo, Number: 1}
+)
+
+// TestBehavesAsAForge covers what the bot could tell apart from a real
+// forge: authorship of comments, the size limit, missing pull requests.
+func TestBehavesAsAForge(t *testing.T) {
+	ctx := t.Context()
+	f := New()
+	f.MaxComment = 10
+	mine, err := f.CreateComment(ctx, pr1, "preview")
+	if err != nil || mine.Author != DefaultLogin {
+		t.Fatalf("CreateComment = %+v, %v", mine, err)
+	}
+	theirs := f.AddComment(pr1, "mallory", "lgtm")
+	if err := f.EditComment(ctx, pr1, theirs.ID, "mine now"); !errors.Is(err, scm.ErrForbidden) {
+		t.Errorf("editing another's comment: %v, want ErrForbidden", err)
+	}
+	if err := f.EditComment(ctx, pr1, 999, "x"); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("editing a missing comment: %v, want ErrNotFound", err)
+	}
+	if _, err := f.CreateComment(ctx, pr1, strings.Repeat("x", 11)); err == nil {
+		t.Error("a comment over the limit was taken")
+	}
+	if err := f.EditComment(ctx, pr1, mine.ID, "edited"); err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, c := range f.Comments(pr1) {
+		bodies = append(bodies, c.Author+": "+c.Body)
+	}
+	if diff := cmp.Diff([]string{"gitops-bot: edited", "mallory: lgtm"}, bodies); diff != "" {
+		t.Errorf("comments (-want +got):\n%s", diff)
+	}
+
+	if _, err := f.GetPullRequest(ctx, pr1); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("a pull request never added: %v, want ErrNotFound", err)
+	}
+	f.OpenByDefault = true
+	if got, err := f.GetPullRequest(ctx, pr1); err != nil || got.State != "open" || got.Ref != pr1 {
+		t.Errorf("OpenByDefault: %+v, %v", got, err)
+	}
+}
+
+func TestPullRequestsAndCalls(t *testing.T) {
+	ctx := t.Context()
+	f := New()
+	f.AddPull(scm.PullRequest{Ref: pr1, HeadSHA: "a"})
+	f.AddPull(scm.PullRequest{Ref: scm.PRRef{Repo: repo, Number: 2}, State: "closed"})
+	f.AddPull(scm.PullRequest{Ref: scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/other"}, Number: 3}})
+	f.UpdatePull(pr1, func(pr *scm.PullRequest) { pr.HeadSHA = "b" })
+	open, err := f.ListOpenPullRequests(ctx, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []scm.PullRequest{{Ref: pr1, State: "open", HeadSHA: "b"}}
+	if diff := cmp.Diff(want, open); diff != "" {
+		t.Errorf("open pull requests (-want +got):\n%s", diff)
+	}
+	f.SetPermission("alice", scm.PermissionWrite)
+	for user, want := range map[string]scm.Permission{"alice": scm.PermissionWrite, "bob": scm.PermissionNone} {
+		if got, err := f.Permission(ctx, repo, user); err != nil || got != want {
+			t.Errorf("Permission(%s) = %s, %v; want %s", user, got, err, want)
+		}
+	}
+	if _, err := f.ReadFile(ctx, repo, "main", "gitops.yaml"); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("ReadFile without a Git repository: %v, want ErrNotFound", err)
+	}
+	if diff := cmp.Diff([]Call{{Method: "Permission", Target: "github:acme/app", Arg: "alice"}}, f.Calls("Permission")[:1]); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
