@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/helmrelease"
 )
 
 // helmValues reads the values files through the jail and merges them, then
@@ -25,30 +27,7 @@ func helmValues(j *jail, opts HelmOptions) (map[string]any, error) {
 	if len(opts.Values) > 0 {
 		// Helm's dependency processing may write into the values it is
 		// given; the caller's map stays untouched.
-		vals = loader.MergeMaps(vals, copyHelmValues(opts.Values))
+		vals = loader.MergeMaps(vals, helmrelease.CopyValues(opts.Values))
 	}
 	return vals, nil
-}
-
-func copyHelmValues(in map[string]any) map[string]any {
-	out := make(map[string]any, len(in))
-	for k, v := range in {
-		out[k] = copyHelmValue(v)
-	}
-	return out
-}
-
-func copyHelmValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return copyHelmValues(v)
-	case []any:
-		out := make([]any, len(v))
-		for i, item := range v {
-			out[i] = copyHelmValue(item)
-		}
-		return out
-	default:
-		return v
-	}
 }

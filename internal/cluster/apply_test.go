@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
@@ -95,7 +96,7 @@ func memberKeys(t *testing.T, c *Client, ref InventoryRef) []string {
 	}
 	keys := make([]string, 0, len(inv.Members))
 	for _, m := range inv.Members {
-		keys = append(keys, RefOf(m).Key())
+		keys = append(keys, diff.RefOf(m).Key())
 	}
 	return keys
 }
@@ -103,7 +104,7 @@ func memberKeys(t *testing.T, c *Client, ref InventoryRef) []string {
 func keysOf(objs []*unstructured.Unstructured, defaultNS string) []string {
 	keys := make([]string, 0, len(objs))
 	for _, o := range objs {
-		r := RefOf(o)
+		r := diff.RefOf(o)
 		if r.Namespace == "" && r.Kind != "Namespace" && r.Kind != "CustomResourceDefinition" {
 			r.Namespace = defaultNS
 		}
@@ -149,8 +150,8 @@ func TestApplyStagedInventoryPrune(t *testing.T) {
 		ann[AnnotationTooling] != Tooling || ann[AnnotationAppliedAt] == "" || parent.GetLabels()[LabelApplySetID] != ref.ID() {
 		t.Errorf("parent labels %v annotations %v", parent.GetLabels(), ann)
 	}
-	if got, want := memberKeys(t, c, ref), keysOf(objs, ns); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("inventory members: %d, want %d", len(got), len(want))
+	if d := cmp.Diff(keysOf(objs, ns), memberKeys(t, c, ref)); d != "" {
+		t.Fatalf("inventory members (-want +got):\n%s", d)
 	}
 
 	// A re-apply changes nothing.
@@ -312,8 +313,8 @@ func TestApplyCRDNamespaceAndObjectsInOneSet(t *testing.T) {
 	if err != nil || w.GetLabels()[LabelPartOf] != ref.ID() {
 		t.Fatalf("widget: %v %v", err, w)
 	}
-	if got, want := memberKeys(t, c, ref), keysOf(objs, nsName); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("members %v, want %v", got, want)
+	if d := cmp.Diff(keysOf(objs, nsName), memberKeys(t, c, ref)); d != "" {
+		t.Errorf("members (-want +got):\n%s", d)
 	}
 
 	// Namespaces and CRDs are not pruned without confirmation.
@@ -549,37 +550,6 @@ func markAvailable(ctx context.Context, dyn dynamic.Interface, ns, name string) 
 	}
 }
 
-func TestApplyErrorsNeverEchoSecretValues(t *testing.T) {
-	secret := obj("v1", "Secret", "ns", "creds", map[string]any{
-		"data":       map[string]any{"password": "c2VjcmV0LXZhbHVlLTQy"}, // secret-value-42
-		"stringData": map[string]any{"token": "tok-123456"},
-	})
-	msg := maskSecret(secret, `Secret "creds" is invalid: data[password]: Invalid value: "secret-value-42", token tok-123456, raw c2VjcmV0LXZhbHVlLTQy`)
-	for _, v := range []string{"secret-value-42", "tok-123456", "c2VjcmV0LXZhbHVlLTQy"} {
-		if strings.Contains(msg, v) {
-			t.Errorf("masked message still holds %q: %s", v, msg)
-		}
-	}
-}
-
-func TestApplyResultLines(t *testing.T) {
-	ref := ObjectRef{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "shop", Name: "web"}
-	for _, tt := range []struct {
-		r    ObjectResult
-		want string
-	}{
-		{ObjectResult{Ref: ref, Action: diff.Created, Attempted: true}, "deployment.apps/web serverside-applied"},
-		{ObjectResult{Ref: ref, Action: diff.Unchanged, Attempted: true}, "deployment.apps/web unchanged"},
-		{ObjectResult{Ref: ref, Action: diff.Deleted, Attempted: true}, "deployment.apps/web pruned"},
-		{ObjectResult{Ref: ref, Action: diff.Configured, Recreated: true, Attempted: true, DryRun: true}, "deployment.apps/web recreated (server dry run)"},
-		{ObjectResult{Ref: ObjectRef{Version: "v1", Kind: "ConfigMap", Name: "x"}, Action: diff.Unchanged}, "configmap/x unchanged"},
-	} {
-		if got := tt.r.Line(); got != tt.want {
-			t.Errorf("Line() = %q, want %q", got, tt.want)
-		}
-	}
-}
-
 // TestApplyAPIServerStopsMidApply stops the kube-apiserver of a control plane
 // of its own while an apply is half done, starts it again on the same etcd
 // and checks that the inventory holds the old objects and those applied, that
@@ -718,8 +688,8 @@ func TestApplyAPIServerStopsMidApply(t *testing.T) {
 	if s := res.Summary(); s.Pruned != 10 || s.Failed != 0 || s.Created+s.Configured+s.Unchanged != len(next) {
 		t.Fatalf("re-run: %s", s)
 	}
-	if got, want := memberKeys(t, c, ref), keysOf(next, ns); strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("inventory after the re-run: %d members, want %d", len(got), len(want))
+	if d := cmp.Diff(keysOf(next, ns), memberKeys(t, c, ref)); d != "" {
+		t.Fatalf("inventory after the re-run (-want +got):\n%s", d)
 	}
 	res = mustApply(t, c, next, ApplyOptions{Inventory: ref, Prune: true})
 	if s := res.Summary(); s.Unchanged != len(next) {

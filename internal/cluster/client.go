@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
@@ -67,6 +66,7 @@ func New(getter genericclioptions.RESTClientGetter, opts Options) (*Client, erro
 	// 200 QPS after a burst of 400 wait a whole second).
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst, cfg.RateLimiter = -1, 0, nil
+	redactingWarnings(cfg)
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating a client for %s: %w", cfg.Host, err)
@@ -138,17 +138,14 @@ func IsNoKind(err error) bool {
 	return errors.As(err, &nk)
 }
 
-// resource returns the client for obj's kind and namespace, and whether the
-// kind is namespaced.
-func (c *Client) resource(obj *unstructured.Unstructured) (dynamic.ResourceInterface, bool, error) {
-	m, err := c.mapping(obj.GroupVersionKind())
-	if err != nil {
-		return nil, false, err
-	}
+// resourceFor is the dynamic client of a mapping in a namespace (ignored
+// for cluster-scoped kinds): the one way dry-run, apply, prune, wait and the
+// live reads reach objects.
+func (c *Client) resourceFor(m *meta.RESTMapping, namespace string) dynamic.ResourceInterface {
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return c.dynamic.Resource(m.Resource).Namespace(obj.GetNamespace()), true, nil
+		return c.dynamic.Resource(m.Resource).Namespace(namespace)
 	}
-	return c.dynamic.Resource(m.Resource), false, nil
+	return c.dynamic.Resource(m.Resource)
 }
 
 // forEach runs fn for each index in [0, n) with at most c.concurrency calls

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -16,7 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 )
 
 // DryRunResult is the outcome of the server-side apply dry-run of one object.
@@ -42,9 +42,8 @@ type DryRunResult struct {
 func (c *Client) DryRun(ctx context.Context, objs []*unstructured.Unstructured) []DryRunResult {
 	res := make([]DryRunResult, len(objs))
 	kinds := c.mappings(objs)
-	dyn := c.dynamic
 	c.forEach(ctx, len(objs), func(ctx context.Context, i int) {
-		res[i] = c.dryRun(ctx, dyn, objs[i], kinds[objs[i].GroupVersionKind()])
+		res[i] = c.dryRun(ctx, objs[i], kinds[objs[i].GroupVersionKind()])
 	})
 	for i := range res {
 		if res[i].Object == nil {
@@ -75,22 +74,8 @@ func (c *Client) mappings(objs []*unstructured.Unstructured) map[schema.GroupVer
 	return out
 }
 
-// resourceFor is the dynamic client of a mapping in a namespace (ignored
-// for cluster-scoped kinds). Shared by dry-run, apply, prune and wait.
-func (c *Client) resourceFor(m *meta.RESTMapping, namespace string) dynamic.ResourceInterface {
-	return resourceIn(c.dynamic, m, namespace)
-}
-
-// resourceIn is resourceFor with another dynamic client.
-func resourceIn(dyn dynamic.Interface, m *meta.RESTMapping, namespace string) dynamic.ResourceInterface {
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		return dyn.Resource(m.Resource).Namespace(namespace)
-	}
-	return dyn.Resource(m.Resource)
-}
-
-// dryRun dry-runs one object whose kind maps to km, with dyn.
-func (c *Client) dryRun(ctx context.Context, dyn dynamic.Interface, obj *unstructured.Unstructured, km kindMapping) DryRunResult {
+// dryRun dry-runs one object whose kind maps to km.
+func (c *Client) dryRun(ctx context.Context, obj *unstructured.Unstructured, km kindMapping) DryRunResult {
 	r := DryRunResult{Object: obj}
 	if km.err != nil {
 		r.Err = km.err
@@ -98,11 +83,11 @@ func (c *Client) dryRun(ctx context.Context, dyn dynamic.Interface, obj *unstruc
 	}
 	data, err := obj.MarshalJSON()
 	if err != nil {
-		r.Err = redactSecret(obj, fmt.Errorf("encoding the object: %w", err))
+		r.Err = diff.RedactSecretError(obj, fmt.Errorf("encoding the object: %w", err))
 		return r
 	}
 	force := false
-	merged, err := resourceIn(dyn, km.mapping, obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
+	merged, err := c.resourceFor(km.mapping, obj.GetNamespace()).Patch(withObject(ctx, obj), obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
 		FieldManager: c.fieldManager,
 		DryRun:       []string{metav1.DryRunAll},
 		Force:        &force,
@@ -111,7 +96,9 @@ func (c *Client) dryRun(ctx context.Context, dyn dynamic.Interface, obj *unstruc
 		if conflict := conflictOf(err); conflict != nil {
 			err = conflict
 		}
-		r.Err = redactSecret(obj, err)
+		// The API server or an admission webhook may quote what it
+		// refused.
+		r.Err = diff.RedactSecretError(obj, err)
 		return r
 	}
 	r.Merged = merged
@@ -203,68 +190,4 @@ func conflictOf(err error) *ConflictError {
 		return a.Manager < b.Manager
 	})
 	return ce
-}
-
-// minRedacted is the shortest Secret value redacted from error messages:
-// shorter ones would garble every message and protect nothing.
-const minRedacted = 4
-
-// redactSecret keeps the values of a Secret out of err's message: the API
-// server or an admission webhook may quote what it refused. The result
-// still unwraps to err, so errors.Is and errors.As see through it, but its
-// message has every value (as written, and base64-decoded) replaced by ***.
-func redactSecret(obj *unstructured.Unstructured, err error) error {
-	if err == nil || !isCoreSecret(obj) {
-		return err
-	}
-	var values []string
-	add := func(v string) {
-		if len(v) >= minRedacted {
-			values = append(values, v)
-		}
-	}
-	for _, field := range []string{"data", "stringData"} {
-		m, _ := obj.Object[field].(map[string]any)
-		for _, v := range m {
-			s, ok := v.(string)
-			if !ok {
-				continue
-			}
-			add(s)
-			if field == "data" {
-				if dec, derr := base64.StdEncoding.DecodeString(s); derr == nil {
-					add(string(dec))
-				}
-			} else {
-				add(base64.StdEncoding.EncodeToString([]byte(s)))
-			}
-		}
-	}
-	if md, ok := obj.Object["metadata"].(map[string]any); ok {
-		if ann, ok := md["annotations"].(map[string]any); ok {
-			if s, ok := ann["kubectl.kubernetes.io/last-applied-configuration"].(string); ok {
-				add(s)
-			}
-		}
-	}
-	// Longest first, so a value that contains another is replaced whole.
-	sort.Slice(values, func(i, j int) bool { return len(values[i]) > len(values[j]) })
-	msg := err.Error()
-	for _, v := range values {
-		msg = strings.ReplaceAll(msg, v, "***")
-	}
-	return &redactedError{msg: msg, err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-func isCoreSecret(obj *unstructured.Unstructured) bool {
-	gvk := obj.GroupVersionKind()
-	return gvk.Group == "" && gvk.Kind == "Secret"
 }

@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 )
 
 // ApplySet label and annotation keys (kubectl's ApplySet specification, KEP
@@ -51,38 +53,6 @@ func (r InventoryRef) ID() string {
 	return "applyset-" + base64.RawURLEncoding.EncodeToString(sum[:]) + "-v1"
 }
 
-// ObjectRef identifies a live object.
-type ObjectRef struct {
-	Group, Version, Kind, Namespace, Name string
-}
-
-// RefOf identifies obj.
-func RefOf(obj *unstructured.Unstructured) ObjectRef {
-	gvk := obj.GroupVersionKind()
-	return ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
-}
-
-// GroupKind is the ref's group and kind.
-func (r ObjectRef) GroupKind() schema.GroupKind {
-	return schema.GroupKind{Group: r.Group, Kind: r.Kind}
-}
-
-// Key identifies the object regardless of version.
-func (r ObjectRef) Key() string {
-	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
-}
-
-func (r ObjectRef) String() string {
-	kind := r.Kind
-	if r.Group != "" {
-		kind = r.Kind + "." + r.Group
-	}
-	if r.Namespace == "" {
-		return kind + "/" + r.Name
-	}
-	return kind + "/" + r.Namespace + "/" + r.Name
-}
-
 // Inventory is what an app applied last: the parent's record and its members
 // found in the cluster.
 type Inventory struct {
@@ -99,12 +69,12 @@ type Inventory struct {
 }
 
 // Contains reports whether the inventory holds an object with ref's key.
-func (inv *Inventory) Contains(ref ObjectRef) bool {
+func (inv *Inventory) Contains(ref diff.Ref) bool {
 	if inv == nil {
 		return false
 	}
 	for _, m := range inv.Members {
-		if RefOf(m).Key() == ref.Key() {
+		if diff.RefOf(m).Key() == ref.Key() {
 			return true
 		}
 	}
@@ -168,7 +138,7 @@ func (c *Client) listMembers(ctx context.Context, id string, gks []schema.GroupK
 			scopes = namespaces
 		}
 		for _, ns := range scopes {
-			list, err := c.dynamic.Resource(m.Resource).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+			list, err := c.resourceFor(m, ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -180,7 +150,7 @@ func (c *Client) listMembers(ctx context.Context, id string, gks []schema.GroupK
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return RefOf(out[i]).Key() < RefOf(out[j]).Key() })
+	sort.Slice(out, func(i, j int) bool { return diff.RefOf(out[i]).Key() < diff.RefOf(out[j]).Key() })
 	return out, nil
 }
 

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -37,7 +36,7 @@ func recordOf(ref InventoryRef, items []*item, extra []*unstructured.Unstructure
 		}
 	}
 	for _, m := range extra {
-		r := RefOf(m)
+		r := diff.RefOf(m)
 		rec.groupKinds = append(rec.groupKinds, r.GroupKind())
 		if r.Namespace != "" {
 			rec.namespaces = append(rec.namespaces, r.Namespace)
@@ -120,15 +119,10 @@ func remaining(inv *Inventory, items []*item, pruned []ObjectResult, prune bool)
 	}
 	var out []*unstructured.Unstructured
 	for _, m := range inv.Members {
-		key := RefOf(m).Key()
+		key := diff.RefOf(m).Key()
 		if !inSet[key] && !gone[key] {
 			out = append(out, m)
 		}
 	}
 	return out
-}
-
-func decodeBase64(s string) (string, error) {
-	b, err := base64.StdEncoding.DecodeString(s)
-	return string(b), err
 }

@@ -1,11 +1,12 @@
 package cluster
 
 import (
-	"helm.sh/helm/v4/pkg/kube"
 	"os"
 	"testing"
 
+	"helm.sh/helm/v4/pkg/kube"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/testenv"
 )
@@ -24,12 +25,20 @@ func TestMain(m *testing.M) {
 // discovery cache so tests do not share one.
 func newClient(t *testing.T, opts Options) *Client {
 	t.Helper()
+	return newClientWrapped(t, opts, nil)
+}
+
+// newClientWrapped is newClient with wrap (if not nil) applied to the REST
+// configuration, as kubectl's --flags would let a program do.
+func newClientWrapped(t *testing.T, opts Options, wrap func(*rest.Config) *rest.Config) *Client {
+	t.Helper()
 	env.Require(t)
 	flags := genericclioptions.NewConfigFlags(true)
 	kubeconfig := env.Kubeconfig
 	cacheDir := t.TempDir()
 	flags.KubeConfig = &kubeconfig
 	flags.CacheDir = &cacheDir
+	flags.WrapConfigFn = wrap
 	c, err := New(flags, opts)
 	if err != nil {
 		t.Fatalf("cluster.New: %v", err)

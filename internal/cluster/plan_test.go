@@ -61,7 +61,7 @@ func planApply(t *testing.T, c *Client, manager, id string, objs ...*unstructure
 		force := true
 		if _, err := c.resourceFor(m, obj.GetNamespace()).Patch(ctx, obj.GetName(), types.ApplyPatchType, data,
 			metav1.PatchOptions{FieldManager: manager, Force: &force}); err != nil {
-			t.Fatalf("applying %s: %v", RefOf(obj), err)
+			t.Fatalf("applying %s: %v", diff.RefOf(obj), err)
 		}
 	}
 }
@@ -103,7 +103,7 @@ func planLive(t *testing.T, c *Client, obj *unstructured.Unstructured) *unstruct
 	}
 	live, err := c.resourceFor(m, obj.GetNamespace()).Get(context.Background(), obj.GetName(), metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("reading %s: %v", RefOf(obj), err)
+		t.Fatalf("reading %s: %v", diff.RefOf(obj), err)
 	}
 	return live
 }
@@ -497,41 +497,5 @@ func TestDryRunResults(t *testing.T) {
 	}
 	if v, _, _ := unstructured.NestedString(res[1].Merged.Object, "data", "key"); v != "b" {
 		t.Errorf("merged data.key %q, want b", v)
-	}
-}
-
-// TestUnchangedFastPath: the shortcut for unchanged objects agrees with
-// diff.Pair and masks like it.
-func TestUnchangedFastPath(t *testing.T) {
-	p := &plan{}
-	live := planObj(t, "ns", "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns, resourceVersion: '5', uid: u1, managedFields: [{manager: a}]}\ndata: {k: c2VjcmV0}\nstatus: {x: 1}\n")
-	merged := live.DeepCopy()
-	merged.SetResourceVersion("6")
-	merged.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "b"}})
-	ch, ok := p.unchanged(live, merged)
-	if !ok || ch.Action != diff.Unchanged {
-		t.Fatalf("equal objects: ok %v, %q", ok, ch.Action)
-	}
-	if pair, _ := diff.Pair(live, merged, diff.Options{}); pair.Action != diff.Unchanged {
-		t.Errorf("Pair disagrees: %q", pair.Action)
-	}
-	if v, _, _ := unstructured.NestedString(ch.After.Object, "data", "k"); v != diff.Mask {
-		t.Errorf("the fast path must mask Secrets, got data.k %q", v)
-	}
-	if ch.Before.GetResourceVersion() != "" || ch.Before.Object["status"] != nil {
-		t.Errorf("the fast path must normalize like Pair: %v", ch.Before.Object)
-	}
-	if _, ok := (&plan{opts: diff.Options{ShowManagedFields: true}}).unchanged(live, merged); ok {
-		t.Errorf("with managed fields shown, different managers are a change")
-	}
-	changed := live.DeepCopy()
-	changed.Object["data"] = map[string]any{"k": "b3RoZXI="}
-	if _, ok := p.unchanged(live, changed); ok {
-		t.Errorf("different data taken as unchanged")
-	}
-	extra := live.DeepCopy()
-	extra.SetLabels(map[string]string{"a": "b"})
-	if _, ok := p.unchanged(live, extra); ok {
-		t.Errorf("a new label taken as unchanged")
 	}
 }

@@ -40,7 +40,7 @@ func (a *applier) prune(ctx context.Context, inv *Inventory, items []*item) ([]O
 	var first, last []*unstructured.Unstructured
 	var out []ObjectResult
 	for _, m := range inv.Members {
-		ref := RefOf(m)
+		ref := diff.RefOf(m)
 		if inSet[ref.Key()] {
 			continue
 		}
@@ -66,8 +66,8 @@ func (a *applier) prune(ctx context.Context, inv *Inventory, items []*item) ([]O
 			}
 		})
 		for i, r := range results {
-			if r.Ref == (ObjectRef{}) {
-				r = ObjectResult{Ref: RefOf(batch[i]), Err: fmt.Errorf("not attempted: %w", ctx.Err())}
+			if r.Ref == (diff.Ref{}) {
+				r = ObjectResult{Ref: diff.RefOf(batch[i]), Err: fmt.Errorf("not attempted: %w", ctx.Err())}
 			}
 			if r.Err != nil {
 				errs = append(errs, r.Err)
@@ -83,7 +83,7 @@ func (a *applier) prune(ctx context.Context, inv *Inventory, items []*item) ([]O
 
 // keep says why a member must not be pruned, or "".
 func (a *applier) keep(m *unstructured.Unstructured) string {
-	ref := RefOf(m)
+	ref := diff.RefOf(m)
 	if m.GetAnnotations()[AnnotationPrune] == PruneDisabled {
 		return "annotation " + AnnotationPrune + ": " + PruneDisabled
 	}
@@ -99,7 +99,7 @@ func (a *applier) keep(m *unstructured.Unstructured) string {
 // delete deletes one member in the background, only if its UID is still the
 // one listed.
 func (a *applier) delete(ctx context.Context, m *unstructured.Unstructured) ObjectResult {
-	ref := RefOf(m)
+	ref := diff.RefOf(m)
 	r := ObjectResult{Ref: ref, Attempted: true, DryRun: a.opts.DryRun}
 	mapping, err := a.c.mapping(m.GroupVersionKind())
 	if IsNoKind(err) {
@@ -108,7 +108,7 @@ func (a *applier) delete(ctx context.Context, m *unstructured.Unstructured) Obje
 		return r
 	}
 	if err != nil {
-		r.Err = &objectError{Ref: ref, Err: err, msg: fmt.Sprintf("%s%s: %v", ref.KubectlName(), namespaceSuffix(ref), err)}
+		r.Err = &objectError{Ref: ref, Err: err, msg: diff.RedactSecretText(m, fmt.Sprintf("%s%s: %v", ref.KubectlName(), namespaceSuffix(ref), err))}
 		return r
 	}
 	policy := metav1.DeletePropagationBackground
@@ -117,7 +117,7 @@ func (a *applier) delete(ctx context.Context, m *unstructured.Unstructured) Obje
 	if a.opts.DryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	err = a.c.resourceIn(mapping, m.GetNamespace()).Delete(ctx, m.GetName(), opts)
+	err = a.c.resourceFor(mapping, m.GetNamespace()).Delete(withObject(ctx, m), m.GetName(), opts)
 	switch {
 	case err == nil, apierrors.IsNotFound(err):
 		r.Action = diff.Deleted
@@ -126,7 +126,7 @@ func (a *applier) delete(ctx context.Context, m *unstructured.Unstructured) Obje
 		// it was listed; leave the new one alone.
 		r.Skipped = "it was replaced by another object of the same name since it was listed"
 	default:
-		r.Err = &objectError{Ref: ref, Err: err, msg: fmt.Sprintf("%s%s: deleting: %v", ref.KubectlName(), namespaceSuffix(ref), err)}
+		r.Err = &objectError{Ref: ref, Err: err, msg: diff.RedactSecretText(m, fmt.Sprintf("%s%s: deleting: %v", ref.KubectlName(), namespaceSuffix(ref), err))}
 	}
 	return r
 }

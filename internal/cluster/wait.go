@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 )
 
 // Defaults of WaitOptions.
@@ -38,7 +40,7 @@ type WaitOptions struct {
 
 // ObjectStatus is an object's health as kstatus computes it.
 type ObjectStatus struct {
-	Ref     ObjectRef
+	Ref     diff.Ref
 	Status  status.Status
 	Message string
 }
@@ -110,7 +112,7 @@ func (c *Client) Wait(ctx context.Context, objs []*unstructured.Unstructured, op
 		}
 	}
 	for _, o := range objs {
-		key := RefOf(o).Key()
+		key := diff.RefOf(o).Key()
 		pending[key] = o
 		judge(key, o)
 	}
@@ -124,7 +126,7 @@ func (c *Client) Wait(ctx context.Context, objs []*unstructured.Unstructured, op
 		}
 		for key, obj := range polled {
 			if obj == nil {
-				ref := RefOf(pending[key])
+				ref := diff.RefOf(pending[key])
 				last[key] = ObjectStatus{Ref: ref, Status: status.NotFoundStatus, Message: "not found"}
 				continue
 			}
@@ -148,12 +150,12 @@ func (c *Client) Wait(ctx context.Context, objs []*unstructured.Unstructured, op
 
 // compute is kstatus's verdict on obj.
 func compute(obj *unstructured.Unstructured) ObjectStatus {
-	ref := RefOf(obj)
+	ref := diff.RefOf(obj)
 	res, err := status.Compute(obj)
 	if err != nil {
-		return ObjectStatus{Ref: ref, Status: status.UnknownStatus, Message: err.Error()}
+		return ObjectStatus{Ref: ref, Status: status.UnknownStatus, Message: diff.RedactSecretText(obj, err.Error())}
 	}
-	return ObjectStatus{Ref: ref, Status: res.Status, Message: res.Message}
+	return ObjectStatus{Ref: ref, Status: res.Status, Message: diff.RedactSecretText(obj, res.Message)}
 }
 
 // poll reads the pending objects: a list per kind and namespace where many
@@ -180,7 +182,7 @@ func (c *Client) poll(ctx context.Context, pending map[string]*unstructured.Unst
 	var mu sync.Mutex
 	out := make(map[string]*unstructured.Unstructured, len(pending))
 	for _, g := range groups {
-		ri := c.resourceIn(g.mapping, g.namespace)
+		ri := c.resourceFor(g.mapping, g.namespace)
 		if len(g.keys) >= waitListThreshold {
 			reqs = append(reqs, func(ctx context.Context) error {
 				list, err := ri.List(ctx, metav1.ListOptions{})
@@ -189,7 +191,7 @@ func (c *Client) poll(ctx context.Context, pending map[string]*unstructured.Unst
 				}
 				byKey := make(map[string]*unstructured.Unstructured, len(list.Items))
 				for i := range list.Items {
-					byKey[RefOf(&list.Items[i]).Key()] = &list.Items[i]
+					byKey[diff.RefOf(&list.Items[i]).Key()] = &list.Items[i]
 				}
 				mu.Lock()
 				defer mu.Unlock()

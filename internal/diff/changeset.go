@@ -3,15 +3,18 @@
 // produces a ChangeSet with a unified, field-level diff per object.
 //
 // The ChangeSet is the one vocabulary shared by the offline diff, the live
-// diff and the PR bot; package report renders it. Every sink must receive
-// objects that went through this package (or MaskSecrets) so that Secret
-// values never reach an output.
+// diff and the PR bot; package report renders it, and Ref is the one object
+// reference, in a diff and in the cluster. Every sink must receive objects
+// that went through this package (or MaskSecrets), and text about a Secret
+// (an API error, a warning) through a Redactor, so that Secret values never
+// reach an output.
 package diff
 
 import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // Action is what applying the after state would do to an object.
@@ -25,9 +28,10 @@ const (
 	Deleted    Action = "deleted"
 )
 
-// Ref identifies an object. Objects are matched on Group, Kind, Namespace
-// and Name; Version is informational (apps/v1 and apps/v1beta1 Deployments
-// with the same name are the same object).
+// Ref identifies an object, in a diff and in the cluster alike. Objects
+// are matched on Group, Kind, Namespace and Name; Version is informational
+// (apps/v1 and apps/v1beta1 Deployments with the same name are the same
+// object).
 type Ref struct {
 	Group, Version, Kind, Namespace, Name string
 }
@@ -43,6 +47,42 @@ func (r Ref) String() string {
 		}
 	}
 	return strings.Join(parts, "/")
+}
+
+// Qualified names the object as Kind.group/namespace/name, leaving out the
+// group of core objects and the namespace of cluster-scoped ones:
+// Deployment.apps/ns/web, ConfigMap/ns/settings, ClusterRole.rbac.authorization.k8s.io/view.
+// Per-object errors of the live diff use it.
+func (r Ref) Qualified() string {
+	kind := r.Kind
+	if r.Group != "" {
+		kind = r.Kind + "." + r.Group
+	}
+	if r.Namespace == "" {
+		return kind + "/" + r.Name
+	}
+	return kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// KubectlName names the object as kubectl's progress lines do:
+// kind.group/name, in lower case (deployment.apps/web, configmap/settings).
+func (r Ref) KubectlName() string {
+	kind := strings.ToLower(r.Kind)
+	if r.Group != "" {
+		kind += "." + r.Group
+	}
+	return kind + "/" + r.Name
+}
+
+// Key identifies the object regardless of version, as group/Kind/namespace/name
+// with empty parts kept, so that it orders objects and keys maps of them.
+func (r Ref) Key() string {
+	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+// GroupKind is the ref's group and kind.
+func (r Ref) GroupKind() schema.GroupKind {
+	return schema.GroupKind{Group: r.Group, Kind: r.Kind}
 }
 
 // RefOf returns the identity of obj.

@@ -227,35 +227,6 @@ func headerName(s string) string {
 	return s
 }
 
-// normalize returns a copy of obj without the fields the server owns and
-// that would show as noise in every diff.
-func normalize(obj *unstructured.Unstructured, opts Options) *unstructured.Unstructured {
-	if obj == nil {
-		return nil
-	}
-	obj = obj.DeepCopy()
-	delete(obj.Object, "status")
-	md, ok := obj.Object["metadata"].(map[string]any)
-	if !ok {
-		return obj
-	}
-	for _, f := range []string{"resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"} {
-		delete(md, f)
-	}
-	if !opts.ShowManagedFields {
-		delete(md, "managedFields")
-	}
-	for f, v := range md {
-		if m, ok := v.(map[string]any); ok && len(m) == 0 {
-			delete(md, f)
-		}
-	}
-	if len(md) == 0 {
-		delete(obj.Object, "metadata")
-	}
-	return obj
-}
-
 // render encodes obj as YAML with sorted keys; nil renders empty.
 //
 // It is yaml.Marshal (JSON, then YAML) with one step between: characters

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -81,8 +82,8 @@ func TestRefString(t *testing.T) {
 
 func TestObjects(t *testing.T) {
 	type result struct {
-		ref    string
-		action Action
+		Ref    string
+		Action Action
 	}
 	tests := []struct {
 		name          string
@@ -198,13 +199,8 @@ status: {phase: whatever}
 					t.Errorf("%s %s: diff %q", c.Ref, c.Action, c.Diff)
 				}
 			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %v, want %v", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("change %d = %v, want %v", i, got[i], tt.want[i])
-				}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("changes (-want +got):\n%s", d)
 			}
 		})
 	}
@@ -218,15 +214,9 @@ func TestObjectsDoesNotModifyInputs(t *testing.T) {
 	if _, err := Objects(list(before), list(after), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if !equal(before, wantB) || !equal(after, wantA) {
-		t.Error("Objects modified its inputs")
+	if d := cmp.Diff(wantB.Object, before.Object) + cmp.Diff(wantA.Object, after.Object); d != "" {
+		t.Errorf("Objects modified its inputs (-want +got):\n%s", d)
 	}
-}
-
-func equal(a, b *unstructured.Unstructured) bool {
-	x, _ := yaml.Marshal(a.Object)
-	y, _ := yaml.Marshal(b.Object)
-	return string(x) == string(y)
 }
 
 func TestObjectsErrors(t *testing.T) {
@@ -362,8 +352,8 @@ func TestSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := cs.Summary(), (Summary{Created: 1, Configured: 1, Deleted: 1, Unchanged: 1}); got != want {
-		t.Errorf("Summary() = %+v, want %+v", got, want)
+	if d := cmp.Diff(Summary{Created: 1, Configured: 1, Deleted: 1, Unchanged: 1}, cs.Summary()); d != "" {
+		t.Errorf("Summary() (-want +got):\n%s", d)
 	}
 	if !cs.HasChanges() {
 		t.Error("HasChanges() = false")

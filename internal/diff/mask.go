@@ -21,7 +21,8 @@ const LastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
 // MaskSecrets returns copies of before and after in which the values of
 // every core v1 Secret are masked: each key of data and stringData, and the
-// last-applied-configuration annotation. A value equal on both sides
+// last-applied-configuration annotation, the fields whose values a Redactor
+// keeps out of text. A value equal on both sides
 // becomes Mask; a value that differs becomes MaskBefore and MaskAfter; a
 // value present on one side only becomes Mask. Key names stay visible.
 // Objects that are not Secrets are copied unchanged; either may be nil.
@@ -48,7 +49,7 @@ func maskSecrets(b, a *unstructured.Unstructured) {
 	if bm == nil && am == nil {
 		return
 	}
-	for _, f := range []string{"data", "stringData"} {
+	for _, f := range secretFields {
 		maskField(bm, am, f)
 	}
 	maskAnnotation(annotations(bm), annotations(am))

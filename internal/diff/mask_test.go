@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -65,8 +66,8 @@ func TestMaskSecrets(t *testing.T) {
 
 	b, a := MaskSecrets(before, after)
 
-	if !equal(before, origB) || !equal(after, origA) {
-		t.Error("MaskSecrets modified its inputs")
+	if d := cmp.Diff(origB.Object, before.Object) + cmp.Diff(origA.Object, after.Object); d != "" {
+		t.Errorf("MaskSecrets modified its inputs (-want +got):\n%s", d)
 	}
 	check := func(u *unstructured.Unstructured, path []string, want string) {
 		t.Helper()
