@@ -16,6 +16,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
@@ -202,26 +203,29 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 		},
 	}
 
-	// Render every local app once: its files tell whether it is touched.
-	rendered := map[string]*render.Result{}
-	renderErr := map[string]error{}
+	// The pull request's renders run in the sandbox, and its charts may not
+	// look the cluster up.
+	e := &engine.Engine{Renderer: p.Sandbox, Options: opts, DisableLookup: true}
+	// Render every local app once, in one render process for them all
+	// (starting one costs more than most renders): its files tell whether
+	// it is touched.
+	rendered := map[string]*engine.Rendered{}
 	files := map[string][]string{}
-	var local []sandbox.AppRender
-	for _, app := range head.Apps {
+	var units []engine.Unit
+	for i := range head.Apps {
+		app := &head.Apps[i]
 		if app.Source != nil || (app.Helm != nil && app.Helm.Remote()) {
 			continue
 		}
-		local = append(local, sandbox.AppRender{App: app, Namespace: appNamespace(app)})
+		units = append(units, engine.AppUnit(head, app, engine.Namespace(app, "", "")))
 	}
-	// One render process for them all: starting one costs more than most
-	// renders.
-	for i, res := range p.Sandbox.Apps(ctx, head, local, opts) {
-		name := local[i].App.Name
-		if res.Err != nil {
-			renderErr[name] = res.Err
-			continue
+	results := e.Render(ctx, units)
+	for i := range results {
+		r := &results[i]
+		rendered[r.App.Name] = r
+		if r.Err == nil {
+			files[r.App.Name] = r.Result.Files
 		}
-		rendered[name], files[name] = res.Result, res.Result.Files
 	}
 	changed, err := forge.ChangedFiles(ctx, pr.Ref)
 	if err != nil {
@@ -240,24 +244,24 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	for _, app := range touched {
 		ap := report.AppPreview{App: app.Name, Cluster: p.clusterOf(app)}
 		remote := app.Helm != nil && app.Helm.Remote()
-		if rendered[app.Name] == nil && renderErr[app.Name] == nil && !remote {
+		r := rendered[app.Name]
+		if r == nil && !remote {
 			// An app with a Git source: fetched now that it is touched.
-			o := opts
-			o.Namespace = appNamespace(app)
-			rendered[app.Name], renderErr[app.Name] = p.Sandbox.App(ctx, head, app, o)
+			one, _ := head.App(app.Name)
+			r, _ = e.RenderOne(ctx, engine.AppUnit(head, one, engine.Namespace(one, "", "")))
 		}
 		switch {
 		case remote:
 			ap.Note = "not previewed: its chart comes from a chart repository or registry, which the bot does not fetch for pull requests"
-		case renderErr[app.Name] != nil:
-			ap.Err = renderErr[app.Name]
+		case r.Err != nil:
+			ap.Err = r.Err
 		case pr.Fork:
 			ap.Note = "rendered only (a pull request from a fork is not diffed against a cluster): the head's render against the base's"
-			ap.Changes, ap.Err = p.offlineDiff(ctx, baseRepo, app, opts, rendered[app.Name])
+			ap.Changes, ap.Err = p.offlineDiff(ctx, e, baseRepo, r)
 		case !allowed[ap.Cluster]:
 			ap.Note = fmt.Sprintf("not previewed live: cluster %q is not one the base branch's %s deploys to with the bot", ap.Cluster, config.FileName)
 		default:
-			ap.Changes, ap.Err = p.liveDiff(ctx, head, app, opts, rendered[app.Name])
+			ap.Changes, ap.Err = p.liveDiff(ctx, e, r)
 		}
 		out = append(out, ap)
 	}
@@ -332,35 +336,18 @@ func (p *Previewer) clusterOf(app config.App) string {
 	return p.DefaultCluster
 }
 
-// appNamespace is where the app's namespaced objects, inventory and release
-// go, as the CLI decides without -n and with a context naming none: the
-// app's namespace, else "default".
-func appNamespace(app config.App) string {
-	if app.Namespace != "" {
-		return app.Namespace
-	}
-	return "default"
-}
-
-// liveDiff diffs a rendered app against its cluster; a Helm app against its
-// release, with lookup disabled so a chart from the pull request cannot
-// read the cluster into the comment.
-func (p *Previewer) liveDiff(ctx context.Context, head *config.Repository, app config.App, opts render.AppOptions, res *render.Result) (*diff.ChangeSet, error) {
-	client, err := cluster.New(p.Clusters[p.clusterOf(app)], cluster.Options{})
+// liveDiff plans a rendered app against its cluster with the engine: a
+// Helm app against its release (the engine keeps lookup off, so a chart
+// from the pull request cannot read the cluster into the comment).
+func (p *Previewer) liveDiff(ctx context.Context, e *engine.Engine, r *engine.Rendered) (*diff.ChangeSet, error) {
+	name := p.clusterOf(*r.App)
+	client, err := cluster.New(p.Clusters[name], cluster.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("connect to cluster %s: %w", p.clusterOf(app), err)
+		return nil, fmt.Errorf("connect to cluster %s: %w", name, err)
 	}
-	ns := appNamespace(app)
-	if app.Helm != nil {
-		opts.Namespace = ns
-		rel, err := render.AppRelease(ctx, head, app, opts)
-		if err != nil {
-			return nil, err
-		}
-		return client.HelmDiff(ctx, *rel,
-			cluster.HelmDiffOptions{DisableLookup: true, TemplateFuncs: render.HelmFuncs(ctx, render.Limits{})})
-	}
-	return client.Diff(ctx, res.Objects, cluster.InventoryRef{App: app.Name, Namespace: ns}, diff.Options{})
+	live := *e
+	live.Cluster = client
+	return live.Plan(ctx, r, engine.PlanOptions{})
 }
 
 // baseCheckout fetches the base commit (the base repository, trusted, with
@@ -376,19 +363,19 @@ func (p *Previewer) baseCheckout(ctx context.Context, forge scm.CloneCredentials
 	return &repo, nil
 }
 
-// offlineDiff diffs the head's render of app against the base's.
-func (p *Previewer) offlineDiff(ctx context.Context, base *config.Repository, app config.App, opts render.AppOptions, head *render.Result) (*diff.ChangeSet, error) {
+// offlineDiff diffs the head's render of an app against the base's.
+func (p *Previewer) offlineDiff(ctx context.Context, e *engine.Engine, base *config.Repository, head *engine.Rendered) (*diff.ChangeSet, error) {
 	var before []*unstructured.Unstructured
-	if old, ok := base.App(app.Name); ok {
-		o := opts
-		o.Root, o.Namespace = base.Dir, appNamespace(*old)
-		res, err := p.Sandbox.App(ctx, base, *old, o)
+	if old, ok := base.App(head.App.Name); ok {
+		at := *e
+		at.Options.Root = base.Dir
+		r, err := at.RenderOne(ctx, engine.AppUnit(base, old, engine.Namespace(old, "", "")))
 		if err != nil {
 			return nil, fmt.Errorf("render the base: %w", err)
 		}
-		before = res.Objects
+		before = r.Result.Objects
 	}
-	return diff.Objects(before, head.Objects, diff.Options{})
+	return diff.Objects(before, head.Result.Objects, diff.Options{})
 }
 
 // previewSummary is the status description of a successful preview.
