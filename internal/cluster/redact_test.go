@@ -10,16 +10,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/helmrelease"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
@@ -55,81 +52,19 @@ func canarySecret(ns, name string) *unstructured.Unstructured {
 	return s
 }
 
-var (
-	vapGVR        = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}
-	vapBindingGVR = schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicybindings"}
-)
-
-// echoPolicy makes the API server refuse every Secret labelled echo=true in
-// ns with a message that quotes its data (base64, as the API server holds
-// it; stringData is in data by then) and its last-applied annotation, as a
-// policy engine quoting what it refused would, and warn with the same
-// message about those labelled echo=warn. It returns once the API server
-// enforces it.
+// echoPolicy makes the API server refuse Secrets labelled echo=true in ns,
+// and warn about those labelled echo=warn, quoting their values
+// (testenv.EchoSecretPolicy), and checks that it quotes canarySecret's.
 func echoPolicy(t *testing.T, ns string) {
 	t.Helper()
-	ctx := t.Context()
-	name := "echo-" + ns
-	policy := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "admissionregistration.k8s.io/v1",
-		"kind":       "ValidatingAdmissionPolicy",
-		"metadata":   map[string]any{"name": name},
-		"spec": map[string]any{
-			"failurePolicy": "Fail",
-			"matchConstraints": map[string]any{"resourceRules": []any{map[string]any{
-				"apiGroups": []any{""}, "apiVersions": []any{"v1"}, "operations": []any{"CREATE", "UPDATE"}, "resources": []any{"secrets"},
-			}}},
-			"validations": []any{map[string]any{
-				"expression": "false",
-				"messageExpression": `'echo: data ' + (has(object.data) ? object.data.map(k, k + '=' + object.data[k]).join(',') : '') +` +
-					` ' last-applied ' + (has(object.metadata.annotations) && '` + diff.LastAppliedAnnotation + `' in object.metadata.annotations ? object.metadata.annotations['` + diff.LastAppliedAnnotation + `'] : '')`,
-			}},
-		},
-	}}
-	binding := func(name, action, label string) *unstructured.Unstructured {
-		return &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "admissionregistration.k8s.io/v1",
-			"kind":       "ValidatingAdmissionPolicyBinding",
-			"metadata":   map[string]any{"name": name},
-			"spec": map[string]any{
-				"policyName":        policy.GetName(),
-				"validationActions": []any{action},
-				"matchResources": map[string]any{
-					"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}},
-					"objectSelector":    map[string]any{"matchLabels": map[string]any{"echo": label}},
-				},
-			},
-		}}
+	env.EchoSecretPolicy(t, ns)
+	_, err := env.Dynamic.Resource(secretGVR).Namespace(ns).Create(t.Context(), canarySecret(ns, "probe"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err == nil {
+		t.Fatal("the echo policy admitted the canary Secret")
 	}
-	for _, o := range []struct {
-		gvr schema.GroupVersionResource
-		obj *unstructured.Unstructured
-	}{{vapGVR, policy}, {vapBindingGVR, binding(name+"-warn", "Warn", "warn")}, {vapBindingGVR, binding(name, "Deny", "true")}} {
-		if _, err := env.Dynamic.Resource(o.gvr).Create(ctx, o.obj, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("creating the echo policy: %v", err)
-		}
-		t.Cleanup(func() {
-			_ = env.Dynamic.Resource(o.gvr).Delete(context.Background(), o.obj.GetName(), metav1.DeleteOptions{})
-		})
-	}
-	// The API server loads policies asynchronously (in the order they were
-	// created): probe until it refuses, and check that it does quote the
-	// values unredacted.
-	probe := canarySecret(ns, "probe")
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		_, err := env.Dynamic.Resource(secretGVR).Namespace(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil && strings.Contains(err.Error(), "echo: data") {
-			for _, quoted := range []string{b64(redactCanary + "-data"), b64(redactCanary + "-string"), b64(redactCanary + "-last"), redactCanary + "-string-last"} {
-				if !strings.Contains(err.Error(), quoted) {
-					t.Fatalf("the echo policy does not quote %q: %v", quoted, err)
-				}
-			}
-			return
-		}
-		if clock.Sleep(ctx, 200*time.Millisecond) != nil {
-			t.Fatalf("the echo policy is not enforced after a minute: last answer %v", err)
+	for _, quoted := range []string{b64(redactCanary + "-data"), b64(redactCanary + "-string"), b64(redactCanary + "-last"), redactCanary + "-string-last"} {
+		if !strings.Contains(err.Error(), quoted) {
+			t.Fatalf("the echo policy does not quote %q: %v", quoted, err)
 		}
 	}
 }
