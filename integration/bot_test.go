@@ -48,17 +48,9 @@ apps:
 	// The base is what runs in the cluster.
 	applyBase(t, repo.Dir)
 	head1 := repo.Commit(t, map[string]string{"apps/alpha/settings.yaml": configMap("alpha-settings", "two")}, "alpha: two")
-	git := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": repo},
-		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
-	fake.CloneURL = func(string) string { return git.URL("acme/shop") }
-	fake.AddRepo(&githubfake.Repo{
-		Owner: "acme", Name: "shop", ID: 1001, Installation: 42,
-		Files: map[string]map[string]string{base: {"gitops.yaml": readFile(t, repo.Dir, "gitops.yaml")}},
-		Pulls: map[int]*githubfake.Pull{7: {
-			Number: 7, Title: "alpha: two", Author: "dev", State: "open",
-			HeadSHA: head1, HeadRef: "alpha-two", BaseSHA: base, BaseRef: "main",
-			Files: []githubfake.File{{Filename: "apps/alpha/settings.yaml", Status: "modified"}},
-		}},
+	serveShop(t, fake, repo, base, &githubfake.Pull{
+		Title: "alpha: two", HeadSHA: head1,
+		Files: []githubfake.File{{Filename: "apps/alpha/settings.yaml", Status: "modified"}},
 	})
 
 	addr, logs := startBot(t, fake)
@@ -106,6 +98,24 @@ apps:
 	if strings.Contains(logs.String(), webhookSecret) {
 		t.Errorf("the webhook secret reached the bot's log")
 	}
+}
+
+// serveShop serves repo as acme/shop over smart HTTP to the App's
+// installation tokens, with pull request 7 (by dev, from branch alpha-two
+// into main at base) on the GitHub fake; pull gives its title, head and
+// files.
+func serveShop(t *testing.T, fake *githubfake.Server, repo *gittest.Repo, base string, pull *githubfake.Pull) {
+	t.Helper()
+	git := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": repo},
+		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
+	fake.CloneURL = func(string) string { return git.URL("acme/shop") }
+	pull.Number, pull.Author, pull.State = 7, "dev", "open"
+	pull.HeadRef, pull.BaseSHA, pull.BaseRef = "alpha-two", base, "main"
+	fake.AddRepo(&githubfake.Repo{
+		Owner: "acme", Name: "shop", ID: 1001, Installation: 42,
+		Files: map[string]map[string]string{base: {"gitops.yaml": readFile(t, repo.Dir, "gitops.yaml")}},
+		Pulls: map[int]*githubfake.Pull{7: pull},
+	})
 }
 
 func startBot(t *testing.T, fake *githubfake.Server) (string, *lockedBuffer) {

@@ -49,22 +49,14 @@ apps:
 		"apps/web/secret.yaml":   paritySecret("second-" + parityCanary),
 	}, "web: two")
 
-	git := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": repo},
-		gittest.WithAuth(func(user, pass string) bool { return user == "x-access-token" && fake.ValidToken(pass) }))
-	fake.CloneURL = func(string) string { return git.URL("acme/shop") }
-	fake.AddRepo(&githubfake.Repo{
-		Owner: "acme", Name: "shop", ID: 1001, Installation: 42,
-		Files: map[string]map[string]string{base: {"gitops.yaml": readFile(t, repo.Dir, "gitops.yaml")}},
-		Pulls: map[int]*githubfake.Pull{7: {
-			Number: 7, Title: "web: two", Author: "dev", State: "open",
-			HeadSHA: head, HeadRef: "alpha-two", BaseSHA: base, BaseRef: "main",
-			Files: []githubfake.File{
-				{Filename: "apps/web/settings.yaml", Status: "modified"},
-				{Filename: "apps/web/old.yaml", Status: "removed"},
-				{Filename: "apps/web/new.yaml", Status: "added"},
-				{Filename: "apps/web/secret.yaml", Status: "modified"},
-			},
-		}},
+	serveShop(t, fake, repo, base, &githubfake.Pull{
+		Title: "web: two", HeadSHA: head,
+		Files: []githubfake.File{
+			{Filename: "apps/web/settings.yaml", Status: "modified"},
+			{Filename: "apps/web/old.yaml", Status: "removed"},
+			{Filename: "apps/web/new.yaml", Status: "added"},
+			{Filename: "apps/web/secret.yaml", Status: "modified"},
+		},
 	})
 	addr, _ := startBot(t, fake)
 	if code := deliver(t, addr, "parity-1", pullRequestEvent("opened", head)); code != http.StatusAccepted {
