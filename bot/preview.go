@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -63,6 +64,21 @@ type Previewer struct {
 	// a child process with no network and bounded time, memory and output;
 	// the zero value has the defaults. Git sources are fetched here first.
 	Sandbox sandbox.Runner
+
+	plansOnce sync.Once
+	plans     *planCache
+}
+
+// planCache is the plan hashes of the apps previewed, by commit.
+func (p *Previewer) planCache() *planCache {
+	p.plansOnce.Do(func() { p.plans = newPlanCache(0) })
+	return p.plans
+}
+
+// PlanHash is the plan hash (engine.PlanHash) of app at commit sha of repo,
+// as a preview of that commit rendered it; false when no preview has.
+func (p *Previewer) PlanHash(repo scm.RepoRef, sha, app string) (string, bool) {
+	return p.planCache().get(repo.String(), sha, app)
 }
 
 var _ PreviewRunner = (*Previewer)(nil)
@@ -220,6 +236,7 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 		units = append(units, engine.AppUnit(head, app, engine.Namespace(app, "", "")))
 	}
 	results := e.Render(ctx, units)
+	p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, results)
 	for i := range results {
 		r := &results[i]
 		rendered[r.App.Name] = r
@@ -249,6 +266,7 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 			// An app with a Git source: fetched now that it is touched.
 			one, _ := head.App(app.Name)
 			r, _ = e.RenderOne(ctx, engine.AppUnit(head, one, engine.Namespace(one, "", "")))
+			p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, []engine.Rendered{*r})
 		}
 		switch {
 		case remote:

@@ -158,10 +158,17 @@ func TestPreviewStickyComment(t *testing.T) {
 	if st := s.lastStatus(); st.Context != PreviewContext {
 		t.Errorf("status context %q", st.Context)
 	}
+	plan, ok := s.p.PlanHash(s.ref.Repo, head, "web")
+	if !ok || !strings.HasPrefix(plan, "sha256:") {
+		t.Errorf("the preview recorded no plan hash for web at %s", head)
+	}
 
 	// A second push: the same comment is edited.
 	head2 := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "three")})
 	s.preview(t, false)
+	if plan2, _ := s.p.PlanHash(s.ref.Repo, head2, "web"); plan2 == "" || plan2 == plan {
+		t.Errorf("web's plan at the second push is %q, want a new hash (was %q)", plan2, plan)
+	}
 	comments = s.botComments()
 	if len(comments) != 1 || s.edits() != 1 {
 		t.Fatalf("after a push: %d comments, %d edits; want 1 comment edited once", len(comments), s.edits())
