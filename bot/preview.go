@@ -175,73 +175,27 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	if pr.Fork && !p.AllowForks {
 		return nil, "This pull request comes from a fork; previews of forks are off (the bot's allowForks setting).", nil
 	}
-	// Policy comes from the base: the head may not widen it.
-	data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, config.FileName)
-	if errors.Is(err, scm.ErrNotFound) {
-		return nil, "The base branch has no " + config.FileName + "; nothing to preview.", nil
+	base, note, err := baseConfig(ctx, forge, pr)
+	if base == nil {
+		return nil, note, err
 	}
+	tree, err := p.checkout(ctx, forge, pr, base, pr.HeadSHA)
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
-	}
-	base, err := config.Parse(config.FileName+" (base)", data)
-	if err != nil {
-		return nil, "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), nil
-	}
-
-	headURL, auth := pr.CloneURL, p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)
-	if pr.Fork {
-		// A fork is fetched as the public does: the base's credentials
-		// never go to a URL the pull request's author chose.
-		headURL, auth = pr.HeadCloneURL, nil
-	}
-	// The head's URL comes from the forge, not from gitops.yaml, so the
-	// sources allowlist does not apply to it.
-	headFetch := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: auth}
-	co, err := headFetch.Fetch(ctx, headURL, pr.HeadSHA)
-	if err != nil {
-		return nil, "", fmt.Errorf("fetch the head %s of %s: %w", pr.HeadSHA, pr.Ref, err)
+		return nil, "", err
 	}
 	// A head is previewed once (a new push brings a new head), so its
 	// checkout does not stay in the cache to fill the disk.
-	defer os.RemoveAll(co.Dir)
-	head, err := loadHead(co.Dir)
-	if err != nil {
-		return []report.AppPreview{{App: config.FileName, Err: err}}, "", nil
+	defer tree.remove()
+	if tree.loadErr != nil {
+		return []report.AppPreview{{App: config.FileName, Err: tree.loadErr}}, "", nil
 	}
-
-	// Third-party sources: only what the base allows, and no credentials.
-	sources := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "sources"), Allow: sourceAllowList(base)}
-	opts := render.AppOptions{
-		Root: co.Dir,
-		Fetch: func(ctx context.Context, url, ref string) (string, error) {
-			c, err := sources.Fetch(ctx, url, ref)
-			return c.Dir, err
-		},
-	}
-
-	// The pull request's renders run in the sandbox, and its charts may not
-	// look the cluster up.
-	e := &engine.Engine{Renderer: p.Sandbox, Options: opts, DisableLookup: true}
-	// Render every local app once, in one render process for them all
-	// (starting one costs more than most renders): its files tell whether
-	// it is touched.
-	rendered := map[string]*engine.Rendered{}
+	head, e := tree.repo, tree.engine
+	// Render every local app once: its files tell whether it is touched.
+	rendered := p.renderLocal(ctx, pr, pr.HeadSHA, tree)
 	files := map[string][]string{}
-	var units []engine.Unit
-	for i := range head.Apps {
-		app := &head.Apps[i]
-		if app.Source != nil || (app.Helm != nil && app.Helm.Remote()) {
-			continue
-		}
-		units = append(units, engine.AppUnit(head, app, engine.Namespace(app, "", "")))
-	}
-	results := e.Render(ctx, units)
-	p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, results)
-	for i := range results {
-		r := &results[i]
-		rendered[r.App.Name] = r
+	for name, r := range rendered {
 		if r.Err == nil {
-			files[r.App.Name] = r.Result.Files
+			files[name] = r.Result.Files
 		}
 	}
 	changed, err := forge.ChangedFiles(ctx, pr.Ref)
@@ -284,6 +238,93 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 		out = append(out, ap)
 	}
 	return out, "", nil
+}
+
+// baseConfig reads gitops.yaml at the pull request's base: policy comes
+// from the base, and the head may not widen it. Without a usable file it
+// returns nil and a note for the reader (no file, an invalid one); err is
+// for what the job should retry.
+func baseConfig(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*config.Repository, string, error) {
+	data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, config.FileName)
+	if errors.Is(err, scm.ErrNotFound) {
+		return nil, "The base branch has no " + config.FileName + "; nothing to preview.", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
+	}
+	base, err := config.Parse(config.FileName+" (base)", data)
+	if err != nil {
+		return nil, "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), nil
+	}
+	return base, "", nil
+}
+
+// prTree is a commit of a pull request, checked out, with its gitops.yaml
+// and the engine that renders it as untrusted input.
+type prTree struct {
+	dir string
+	// repo is the commit's gitops.yaml; nil when it cannot be loaded, with
+	// loadErr saying why (for the reader: the commit's own problem).
+	repo    *config.Repository
+	loadErr error
+	engine  *engine.Engine
+}
+
+// remove deletes the checkout: a commit is rendered once per job, so
+// checkouts do not stay in the cache to fill the disk.
+func (t *prTree) remove() { os.RemoveAll(t.dir) }
+
+// checkout fetches commit sha of the pull request's head repository and
+// loads its gitops.yaml. A fork is fetched as the public does: the base's
+// credentials never go to a URL the pull request's author chose. The
+// engine renders in the sandbox, fetches only the Git sources the base
+// allows (without credentials), and keeps Helm's lookup off. The error is
+// a failed fetch.
+func (p *Previewer) checkout(ctx context.Context, forge scm.CloneCredentials, pr *scm.PullRequest, base *config.Repository, sha string) (*prTree, error) {
+	url, auth := pr.CloneURL, p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)
+	if pr.Fork {
+		url, auth = pr.HeadCloneURL, nil
+	}
+	// The head's URL comes from the forge, not from gitops.yaml, so the
+	// sources allowlist does not apply to it.
+	fetcher := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: auth}
+	co, err := fetcher.Fetch(ctx, url, sha)
+	if err != nil {
+		return nil, fmt.Errorf("fetch the head %s of %s: %w", sha, pr.Ref, err)
+	}
+	t := &prTree{dir: co.Dir}
+	t.repo, t.loadErr = loadHead(co.Dir)
+	// Third-party sources: only what the base allows, and no credentials.
+	sources := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "sources"), Allow: sourceAllowList(base)}
+	t.engine = &engine.Engine{Renderer: p.Sandbox, DisableLookup: true, Options: render.AppOptions{
+		Root: co.Dir,
+		Fetch: func(ctx context.Context, url, ref string) (string, error) {
+			c, err := sources.Fetch(ctx, url, ref)
+			return c.Dir, err
+		},
+	}}
+	return t, nil
+}
+
+// renderLocal renders every app of t that needs no fetch, in one render
+// process for them all (starting one costs more than most renders), and
+// records their plan hashes at sha.
+func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha string, t *prTree) map[string]*engine.Rendered {
+	var units []engine.Unit
+	for i := range t.repo.Apps {
+		app := &t.repo.Apps[i]
+		if app.Source != nil || (app.Helm != nil && app.Helm.Remote()) {
+			continue
+		}
+		units = append(units, engine.AppUnit(t.repo, app, engine.Namespace(app, "", "")))
+	}
+	results := t.engine.Render(ctx, units)
+	p.planCache().record(pr.Ref.Repo.String(), sha, results)
+	out := make(map[string]*engine.Rendered, len(results))
+	for i := range results {
+		out[results[i].App.Name] = &results[i]
+	}
+	return out
 }
 
 // loadHead reads the pull request's gitops.yaml from its checkout. Errors
