@@ -209,7 +209,7 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 		w.Header().Set("Retry-After", "60")
 		return event, resultUnavailable, http.StatusServiceUnavailable
 	}
-	log.Info("webhook accepted", "pr", pr.String(), "command", trigger.Command)
+	log.Info("webhook accepted", "pr", pr.String(), "reason", trigger.Reason, "command", trigger.Command)
 	return event, resultAccepted, http.StatusAccepted
 }
 
@@ -343,6 +343,10 @@ func interesting(ev *scm.Event) (Trigger, bool) {
 	switch ev.Kind {
 	case scm.EventPullRequest:
 		return t, previewActions[ev.Action]
+	case scm.EventReview:
+		// Who reviewed and how is re-read from the forge by the job.
+		t.Reason = ReasonReview
+		return t, true
 	case scm.EventComment:
 		if ev.Comment == nil || (ev.Action != "" && ev.Action != "created") {
 			return Trigger{}, false

@@ -289,3 +289,99 @@ func TestConfigBoundsDefaultsAndValidation(t *testing.T) {
 		t.Errorf("Validate = %v, want both bounds refused", err)
 	}
 }
+
+// Review deliveries: a review changes who approved, not the plan. They
+// queue a job of their own reason, deduplicated like any delivery, that
+// does not re-preview.
+
+func reviewPayload(action string) []byte {
+	return payload(fakePayload{Kind: scm.EventReview, Action: action, Repo: "acme/app", PR: 7, SHA: "sha1", Sender: "bob"})
+}
+
+func TestReviewDeliveryQueuesAReviewTrigger(t *testing.T) {
+	for _, action := range []string{"submitted", "edited", "dismissed", "approved", "unapproved"} {
+		t.Run(action, func(t *testing.T) {
+			h := newHarness(t)
+			b := h.build()
+			rec := h.deliver(reviewPayload(action), "d-"+action)
+			if rec.Code != http.StatusAccepted || b.queued() != 1 {
+				t.Fatalf("status = %d, queued %d; want 202 and 1", rec.Code, b.queued())
+			}
+			pr := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 7}
+			j, ok := b.queue.next(t.Context())
+			if !ok || j.pr != pr || j.preview != nil || j.help != nil || j.review == nil {
+				t.Fatalf("job = %+v, want a review trigger only for %s", j, pr)
+			}
+			want := Trigger{Reason: ReasonReview, Event: scm.EventReview, Action: action, Sender: "bob", HeadSHA: "sha1", DeliveryID: "d-" + action}
+			if *j.review != want {
+				t.Errorf("trigger = %+v, want %+v", *j.review, want)
+			}
+			// The same delivery again is a duplicate, not a second job.
+			if rec := h.deliver(reviewPayload(action), "d-"+action); rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != resultDuplicate {
+				t.Errorf("redelivery: %d %q, want 200 duplicate", rec.Code, rec.Body.String())
+			}
+		})
+	}
+}
+
+func TestReviewDeliveryWithAWrongSignatureIsNotParsed(t *testing.T) {
+	h := newHarness(t)
+	b := h.build()
+	body := reviewPayload("submitted")
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/github", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-Signature", sign("another-secret", body))
+	rec := httptest.NewRecorder()
+	b.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || h.parser.parse != 0 || b.queued() != 0 {
+		t.Fatalf("status = %d, parsed %d, queued %d; want 401, nothing parsed or queued", rec.Code, h.parser.parse, b.queued())
+	}
+}
+
+// TestReviewOnlyJobDoesNotPreview: a job for reviews alone neither reads
+// the pull request nor previews it (the approval job will hook in there).
+func TestReviewOnlyJobDoesNotPreview(t *testing.T) {
+	h := newHarness(t)
+	h.start()
+	if rec := h.deliver(reviewPayload("submitted"), "d-review"); rec.Code != http.StatusAccepted {
+		t.Fatalf("status = %d, want 202", rec.Code)
+	}
+	waitFor(t, "the review job", func() bool {
+		return strings.Contains(scrape(t, h.bot), `gitops_bot_jobs_total{result="success"} 1`)
+	})
+	if calls := h.callsSnapshot(); len(calls) != 0 {
+		t.Fatalf("a review previewed: %+v", calls)
+	}
+	if calls := h.forge.Calls("GetPullRequest"); len(calls) != 0 {
+		t.Errorf("a review-only job read the pull request: %+v", calls)
+	}
+	h.quiesce()
+}
+
+func TestQueueCoalescesReviewsWithPreviews(t *testing.T) {
+	q := newQueue(func(int) {})
+	pr := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/app"}, Number: 1}
+	for _, tr := range []Trigger{
+		{Reason: ReasonReview, Action: "submitted", DeliveryID: "r1"},
+		{Reason: ReasonWebhook, HeadSHA: "a"},
+		{Reason: ReasonReview, Action: "dismissed", DeliveryID: "r2"},
+	} {
+		if err := q.add(pr, 0, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, ok := q.next(t.Context())
+	if !ok || j.preview == nil || j.preview.HeadSHA != "a" || j.review == nil || j.review.DeliveryID != "r2" || j.help != nil {
+		t.Fatalf("job = %+v, want the preview and the newest review", j)
+	}
+	// A newer review pending while the job is re-queued wins over its own.
+	if err := q.add(pr, 0, Trigger{Reason: ReasonReview, DeliveryID: "r3"}); err != nil {
+		t.Fatal(err)
+	}
+	q.requeue(j)
+	q.done(pr)
+	j2, _ := q.next(t.Context())
+	if j2.review.DeliveryID != "r3" || j2.preview == nil {
+		t.Fatalf("requeued job = review %s, preview %v; want r3 and the preview", j2.review.DeliveryID, j2.preview != nil)
+	}
+}

@@ -19,15 +19,20 @@ const (
 
 // Reasons a job runs.
 const (
-	ReasonWebhook   = "webhook"
-	ReasonComment   = "comment"
+	ReasonWebhook = "webhook"
+	ReasonComment = "comment"
+	// ReasonReview: a review was submitted, edited or dismissed (GitHub
+	// pull_request_review), or an approval given or taken back (GitLab). A
+	// review changes who approved, never what the plan is: it does not
+	// re-preview.
+	ReasonReview    = "review"
 	ReasonReconcile = "reconcile"
 )
 
 // Trigger says why a job runs. The job must not trust HeadSHA: it reads
 // the pull request from the forge when it runs.
 type Trigger struct {
-	Reason  string        // ReasonWebhook, ReasonComment or ReasonReconcile
+	Reason  string        // ReasonWebhook, ReasonComment, ReasonReview or ReasonReconcile
 	Event   scm.EventKind // the webhook's event kind, empty for reconcile
 	Action  string        // the forge's action
 	Command string        // CommandPreview or CommandHelp for comments
@@ -62,7 +67,7 @@ const (
 )
 
 // job is the work pending for one pull request: the newest preview
-// trigger and the newest help request, coalesced.
+// trigger, the newest help request and the newest review, coalesced.
 type job struct {
 	pr             scm.PRRef
 	installationID int64
@@ -70,7 +75,11 @@ type job struct {
 	previewSeq     uint64
 	help           *Trigger
 	helpSeq        uint64
-	attempts       int // rate-limit re-queues so far
+	// review is the newest ReasonReview trigger: reviews changed, the plan
+	// did not.
+	review    *Trigger
+	reviewSeq uint64
+	attempts  int // rate-limit re-queues so far
 }
 
 // merge folds o into j, keeping the newest of each kind.
@@ -80,6 +89,9 @@ func (j *job) merge(o *job) {
 	}
 	if o.help != nil && o.helpSeq > j.helpSeq {
 		j.help, j.helpSeq = o.help, o.helpSeq
+	}
+	if o.review != nil && o.reviewSeq > j.reviewSeq {
+		j.review, j.reviewSeq = o.review, o.reviewSeq
 	}
 	if o.installationID != 0 {
 		j.installationID = o.installationID
@@ -117,9 +129,12 @@ func (q *queue) add(pr scm.PRRef, installationID int64, t Trigger) error {
 	q.mu.Lock()
 	q.seq++
 	j := &job{pr: pr, installationID: installationID}
-	if t.Command == CommandHelp {
+	switch {
+	case t.Command == CommandHelp:
 		j.help, j.helpSeq = &t, q.seq
-	} else {
+	case t.Reason == ReasonReview:
+		j.review, j.reviewSeq = &t, q.seq
+	default:
 		j.preview, j.previewSeq = &t, q.seq
 	}
 	err := q.putLocked(j)
@@ -282,6 +297,13 @@ func (b *Bot) execute(ctx context.Context, j *job) error {
 			errs = append(errs, err)
 		}
 	}
+	// The approval job hooks in here: it evaluates the pull request's
+	// review policy and sets the gitops/approval status when j.review is
+	// set (reviews changed) and after a preview (the head or the plan may
+	// have changed), re-reading the head, the reviews (scm.ReviewLister),
+	// team members (scm.TeamReader) and permissions from the forge, never
+	// from the trigger. Until then a review-only job does nothing: a
+	// review changes no plan, so it must not re-preview.
 	return errors.Join(errs...)
 }
 

@@ -1,8 +1,9 @@
 // Package scm is the bot's neutral view of a forge (GitHub, GitLab): small
 // role interfaces (comments, statuses, reviews, pull requests, files,
-// permissions, webhook parsing), the types they exchange, and neutral
-// errors. Each forge lives in a subpackage (scm/github, scm/gitlab); the bot
-// imports only this package, never a forge SDK.
+// permissions, teams, webhook parsing), the types they exchange, neutral
+// errors, and the short-lived cache the forges keep their facts in. Each
+// forge lives in a subpackage (scm/github, scm/gitlab); the bot imports
+// only this package, never a forge SDK.
 package scm
 
 import (
@@ -83,10 +84,14 @@ const (
 
 // Review is one review (GitHub) or approval (GitLab) of a pull request.
 type Review struct {
-	ID          int64
-	Author      string
-	State       ReviewState
-	CommitSHA   string // the head commit it was given on
+	ID     int64
+	Author string
+	State  ReviewState
+	// CommitSHA is the head commit the review was given on; empty when the
+	// forge cannot tell (see each forge's ListReviews): such a review is
+	// bound to no particular head.
+	CommitSHA string
+	// SubmittedAt is zero when the forge does not say.
 	SubmittedAt time.Time
 }
 
@@ -141,6 +146,12 @@ type StatusSetter interface {
 
 // ReviewLister lists a pull request's reviews, across all pages.
 type ReviewLister interface {
+	// ListReviews returns every submitted review as the forge reports
+	// them now, oldest first where the forge tells the time. A dismissed
+	// review is ReviewDismissed (GitHub) or gone (a GitLab approval taken
+	// back); pending (draft) reviews are left out. Policies are evaluated
+	// on these facts, re-read when a job runs, never on a webhook's
+	// payload.
 	ListReviews(ctx context.Context, pr PRRef) ([]Review, error)
 }
 
@@ -165,9 +176,27 @@ type FileReader interface {
 	ReadFile(ctx context.Context, repo RepoRef, ref, path string) ([]byte, error)
 }
 
-// PermissionChecker tells a user's access to a repository.
+// PermissionChecker tells a user's access to a repository. Answers may be
+// cached for a short while (a minute by default), per credentials.
 type PermissionChecker interface {
 	Permission(ctx context.Context, repo RepoRef, user string) (Permission, error)
+}
+
+// TeamReader tells who belongs to a team, for review policies that require
+// a team's approval. Answers may be cached for a short while (a minute by
+// default), per credentials.
+type TeamReader interface {
+	// TeamMembers returns the logins of every member of team, across all
+	// pages; members of nested teams (GitHub child teams, GitLab members
+	// inherited from parent groups or invited groups) count. A leading "@"
+	// is ignored.
+	//
+	// GitHub: "org/slug", or a slug of repo's owner organisation. GitLab: a
+	// group's full path ("group/subgroup", or "@group" for a top-level
+	// group, as GitLab mentions it), or a bare name without "@" for a
+	// subgroup of repo's top-level group. A team that does not exist (or
+	// that the credentials may not see) is ErrNotFound.
+	TeamMembers(ctx context.Context, repo RepoRef, team string) ([]string, error)
 }
 
 // Identity is who the bot is on the forge: its comments are found by this
@@ -191,6 +220,7 @@ type Forge interface {
 	PullRequestReader
 	FileReader
 	PermissionChecker
+	TeamReader
 	Identity
 	CloneCredentials
 }
@@ -208,7 +238,7 @@ type EventKind string
 const (
 	EventPing          EventKind = "ping"
 	EventPullRequest   EventKind = "pull_request"  // opened, synchronized, reopened, closed, edited…
-	EventReview        EventKind = "review"        // a review was submitted or dismissed
+	EventReview        EventKind = "review"        // a review submitted, edited or dismissed; an approval given or taken back
 	EventComment       EventKind = "comment"       // a comment on a pull request
 	EventPush          EventKind = "push"          // to a branch
 	EventInstallation  EventKind = "installation"  // a GitHub App installation changed
@@ -219,8 +249,11 @@ const (
 // state it carries (head SHAs, review states): it re-reads the forge when
 // it acts, so only the identities matter.
 type Event struct {
-	Kind       EventKind
-	Action     string // the forge's action: opened, synchronize, created, …
+	Kind EventKind
+	// Action is the forge's action: opened, synchronize, created, … For
+	// EventReview: submitted, edited or dismissed (GitHub), approved or
+	// unapproved (GitLab).
+	Action     string
 	DeliveryID string
 	Repo       RepoRef
 	// PR is set for pull-request, review and comment events.

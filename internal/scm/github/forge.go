@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v88/github"
 
@@ -21,10 +23,28 @@ const (
 )
 
 // forge is scm.Forge on one set of credentials: an installation or a token.
+// What those credentials may see is theirs, so permissions and team
+// memberships are cached here, per installation.
 type forge struct {
 	fs    *Forges
 	c     *gh.Client
 	creds func(ctx context.Context) (string, error)
+	perms *scm.Cache[permKey, scm.Permission]
+	teams *scm.Cache[string, []string] // by "org/slug", lower case
+}
+
+// permKey is a user on a repository, in lower case: GitHub's names are
+// case-insensitive.
+type permKey struct{ repo, user string }
+
+func (f *Forges) newForge(c *gh.Client, creds func(ctx context.Context) (string, error)) *forge {
+	// The clock is read through f, so a test that replaces f.now moves it.
+	now := func() time.Time { return f.now() }
+	return &forge{
+		fs: f, c: c, creds: creds,
+		perms: scm.NewCache[permKey, scm.Permission](f.opts.CacheTTL, now),
+		teams: scm.NewCache[string, []string](f.opts.CacheTTL, now),
+	}
 }
 
 var _ scm.Forge = (*forge)(nil)
@@ -128,6 +148,9 @@ func (g *forge) ListReviews(ctx context.Context, pr scm.PRRef) ([]scm.Review, er
 			return nil, mapErr(fmt.Sprintf("listing the reviews of %s", pr), err)
 		}
 		for _, r := range rs {
+			if strings.EqualFold(r.GetState(), "PENDING") {
+				continue // a draft only its author sees
+			}
 			out = append(out, scm.Review{
 				ID:          r.GetID(),
 				Author:      r.GetUser().GetLogin(),
@@ -151,7 +174,7 @@ func reviewState(s string) scm.ReviewState {
 		return scm.ReviewChangesRequested
 	case "DISMISSED":
 		return scm.ReviewDismissed
-	default: // COMMENTED, PENDING
+	default: // COMMENTED
 		return scm.ReviewCommented
 	}
 }
@@ -275,27 +298,99 @@ func (g *forge) ReadFile(ctx context.Context, repo scm.RepoRef, ref, path string
 	return buf.Bytes(), nil
 }
 
+// Permission is user's permission on repo, remembered for Options.CacheTTL.
 func (g *forge) Permission(ctx context.Context, repo scm.RepoRef, user string) (scm.Permission, error) {
 	owner, name, err := splitRepo(repo)
 	if err != nil {
 		return scm.PermissionNone, err
 	}
-	p, _, err := g.c.Repositories.GetPermissionLevel(ctx, owner, name, user)
+	key := permKey{repo: strings.ToLower(repo.FullName), user: strings.ToLower(user)}
+	return g.perms.Get(ctx, key, func(ctx context.Context) (scm.Permission, error) {
+		p, _, err := g.c.Repositories.GetPermissionLevel(ctx, owner, name, user)
+		if err != nil {
+			return scm.PermissionNone, mapErr(fmt.Sprintf("reading %s's permission on %s", user, repo.FullName), err)
+		}
+		// role_name tells maintain from write and triage from read;
+		// permission folds them into the four levels.
+		switch p.GetPermission() {
+		case "admin":
+			return scm.PermissionAdmin, nil
+		case "write", "maintain":
+			return scm.PermissionWrite, nil
+		case "read", "triage":
+			return scm.PermissionRead, nil
+		default:
+			return scm.PermissionNone, nil
+		}
+	})
+}
+
+// TeamMembers lists the members of an organisation's team by its slug
+// ("org/slug", or a slug of repo's owner), child teams' members included,
+// remembered for Options.CacheTTL. A GitHub App needs the organisation's
+// Members permission (read) to see teams; without it GitHub answers 403
+// (scm.ErrForbidden), and for a team it cannot see, 404 (scm.ErrNotFound).
+func (g *forge) TeamMembers(ctx context.Context, repo scm.RepoRef, team string) ([]string, error) {
+	org, slug, err := teamRef(repo, team)
 	if err != nil {
-		return scm.PermissionNone, mapErr(fmt.Sprintf("reading %s's permission on %s", user, repo.FullName), err)
+		return nil, err
 	}
-	// role_name tells maintain from write and triage from read; permission
-	// folds them into the four levels.
-	switch p.GetPermission() {
-	case "admin":
-		return scm.PermissionAdmin, nil
-	case "write", "maintain":
-		return scm.PermissionWrite, nil
-	case "read", "triage":
-		return scm.PermissionRead, nil
-	default:
-		return scm.PermissionNone, nil
+	members, err := g.teams.Get(ctx, strings.ToLower(org+"/"+slug), func(ctx context.Context) ([]string, error) {
+		var out []string
+		opts := &gh.TeamListTeamMembersOptions{Role: "all", ListOptions: gh.ListOptions{PerPage: perPage}}
+		for {
+			us, resp, err := g.c.Teams.ListTeamMembersBySlug(ctx, org, slug, opts)
+			if err != nil {
+				return nil, mapErr(fmt.Sprintf("listing the members of team @%s/%s", org, slug), err)
+			}
+			for _, u := range us {
+				if l := u.GetLogin(); l != "" {
+					out = append(out, l)
+				}
+			}
+			if resp.NextPage == 0 {
+				return out, nil
+			}
+			opts.Page = resp.NextPage
+		}
+	})
+	return slices.Clone(members), err
+}
+
+// teamRef reads "@org/slug", "org/slug" or "slug" (of repo's owner).
+func teamRef(repo scm.RepoRef, team string) (org, slug string, err error) {
+	t := strings.TrimPrefix(strings.TrimSpace(team), "@")
+	org, slug, ok := strings.Cut(t, "/")
+	if !ok {
+		if org, _, err = splitRepo(repo); err != nil {
+			return "", "", err
+		}
+		slug = t
 	}
+	if !validName(org) || !validName(slug) {
+		return "", "", fmt.Errorf("github: team %q is not org/slug or the slug of a team of %s (as in the team's URL)", team, ownerOf(repo))
+	}
+	return org, slug, nil
+}
+
+func ownerOf(repo scm.RepoRef) string {
+	owner, _, _ := strings.Cut(repo.FullName, "/")
+	return owner
+}
+
+// validName reports whether s can be an organisation login or a team slug:
+// letters, digits, '-', '_' and '.', so that it is one path segment.
+func validName(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		ok := r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *forge) BotLogin(ctx context.Context) (string, error) { return g.fs.botLogin(ctx) }

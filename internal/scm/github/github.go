@@ -46,6 +46,10 @@ type Options struct {
 	// OnRateLimitWait, when set, is called before each wait, so the caller
 	// can count them.
 	OnRateLimitWait func(d time.Duration)
+	// CacheTTL is how long team memberships and permissions are
+	// remembered, per installation (default scm.DefaultCacheTTL; negative:
+	// not at all).
+	CacheTTL time.Duration
 }
 
 // Forges hands out the Forge of a repository. It caches one client per
@@ -91,6 +95,9 @@ func New(opts Options) (*Forges, error) {
 	}
 	if opts.MaxRateLimitRetries <= 0 {
 		opts.MaxRateLimitRetries = 3
+	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = scm.DefaultCacheTTL
 	}
 	base := opts.Transport
 	if base == nil {
@@ -140,7 +147,7 @@ func New(opts Options) (*Forges, error) {
 		return nil, err
 	}
 	f.token = c
-	f.tokenF = &forge{fs: f, c: c, creds: func(context.Context) (string, error) { return tok, nil }}
+	f.tokenF = f.newForge(c, func(context.Context) (string, error) { return tok, nil })
 	return f, nil
 }
 
@@ -213,13 +220,13 @@ func (f *Forges) Forge(ctx context.Context, repo scm.RepoRef, installationID int
 	if err != nil {
 		return nil, err
 	}
-	fg := &forge{fs: f, c: c, creds: func(ctx context.Context) (string, error) {
+	fg := f.newForge(c, func(ctx context.Context) (string, error) {
 		tok, err := itr.Token(ctx)
 		if err != nil {
 			return "", mapErr("minting an installation token", err)
 		}
 		return tok, nil
-	}}
+	})
 	f.installations[installationID] = fg
 	return fg, nil
 }

@@ -310,3 +310,80 @@ func TestParseStructurallyInvalid(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewDeliveries: pull_request_review deliveries (submitted, edited,
+// dismissed) of the corpus and its variants become EventReview for their
+// pull request once verified; a delivery signed with another secret fails
+// Verify, which the bot runs before Parse; an action the bot has no use for
+// is uninteresting (answered 2xx), not an error.
+func TestReviewDeliveries(t *testing.T) {
+	secret := []byte("s")
+	w, err := NewWebhooks(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := githubfake.WebhookExamples(t)["pull_request_review"]
+	if len(examples) == 0 {
+		t.Fatal("the corpus has no pull_request_review example")
+	}
+	var base map[string]any
+	if err := json.Unmarshal(examples[0], &base); err != nil {
+		t.Fatal(err)
+	}
+	withAction := func(action string) []byte {
+		base["action"] = action
+		b, err := json.Marshal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	pr := base["pull_request"].(map[string]any)
+	repo := base["repository"].(map[string]any)
+	wantPR := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitHub, FullName: repo["full_name"].(string), ID: int64(repo["id"].(float64))}, Number: int(pr["number"].(float64))}
+	headSHA := pr["head"].(map[string]any)["sha"].(string)
+	sender := base["sender"].(map[string]any)["login"].(string)
+
+	for _, tc := range []struct {
+		name     string
+		body     []byte
+		signWith []byte
+		want     scm.EventKind // "" means refused by Verify
+	}{
+		{"submitted", withAction("submitted"), secret, scm.EventReview},
+		{"edited", withAction("edited"), secret, scm.EventReview},
+		{"dismissed", withAction("dismissed"), secret, scm.EventReview},
+		{"a future action", withAction("reconsidered"), secret, scm.EventUninteresting},
+		{"signed with another secret", withAction("submitted"), []byte("other"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{
+				"X-Github-Event":      {"pull_request_review"},
+				"X-Github-Delivery":   {"d-review"},
+				"Content-Type":        {"application/json"},
+				"X-Hub-Signature-256": {githubfake.Sign(tc.signWith, tc.body)},
+			}
+			if err := w.Verify(h, tc.body); tc.want == "" {
+				if !errors.Is(err, scm.ErrBadSignature) {
+					t.Fatalf("Verify = %v, want ErrBadSignature", err)
+				}
+				return
+			} else if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			ev, err := w.Parse(h, tc.body)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if ev.Kind != tc.want {
+				t.Fatalf("kind %s, want %s", ev.Kind, tc.want)
+			}
+			if tc.want != scm.EventReview {
+				return
+			}
+			if ev.PR == nil || *ev.PR != wantPR || ev.Repo != wantPR.Repo || ev.HeadSHA != headSHA || ev.Sender != sender || ev.DeliveryID != "d-review" || ev.Action != tc.name {
+				t.Errorf("event = %+v (PR %v), want %s at %s by %s", ev, ev.PR, wantPR, headSHA, sender)
+			}
+		})
+	}
+}

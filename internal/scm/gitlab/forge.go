@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	gl "gitlab.com/gitlab-org/api/client-go"
 
@@ -154,84 +153,6 @@ func (f *Forge) SetStatus(ctx context.Context, repo scm.RepoRef, st scm.Status) 
 		return nil
 	}
 	return err
-}
-
-// approvals is the part of GET .../approvals we read; client-go's type
-// lacks approved_at.
-type approvals struct {
-	ApprovedBy []struct {
-		User struct {
-			ID       int64  `json:"id"`
-			Username string `json:"username"`
-		} `json:"user"`
-		ApprovedAt *time.Time `json:"approved_at"`
-	} `json:"approved_by"`
-}
-
-// ListReviews returns the MR's current approvals as ReviewApproved.
-//
-// GitLab does not record which commit an approval was given on. When the
-// API reports approved_at (recent GitLab), CommitSHA is the head of the
-// newest diff version created at or before it; otherwise CommitSHA is
-// empty and the caller must not count the approval for a particular head
-// (unless the project resets approvals on push). Revoked approvals simply
-// disappear; there are no "changes requested" reviews.
-func (f *Forge) ListReviews(ctx context.Context, pr scm.PRRef) ([]scm.Review, error) {
-	id, err := pid(pr.Repo)
-	if err != nil {
-		return nil, err
-	}
-	a, err := fetch(ctx, f, "reading approvals of "+pr.String(), func(o gl.RequestOptionFunc) (*approvals, *gl.Response, error) {
-		req, err := f.c.NewRequest(http.MethodGet, fmt.Sprintf("projects/%s/merge_requests/%d/approvals", projectPath(id), pr.Number), nil, []gl.RequestOptionFunc{o})
-		if err != nil {
-			return nil, nil, err
-		}
-		a := &approvals{}
-		resp, err := f.c.Do(req, a)
-		return a, resp, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	var versions []*gl.MergeRequestDiffVersion
-	for _, ab := range a.ApprovedBy {
-		if ab.ApprovedAt != nil {
-			versions, err = all(ctx, f, "listing diff versions of "+pr.String(), func(lo gl.ListOptions, o gl.RequestOptionFunc) ([]*gl.MergeRequestDiffVersion, *gl.Response, error) {
-				return f.c.MergeRequests.GetMergeRequestDiffVersions(id, int64(pr.Number), &gl.GetMergeRequestDiffVersionsOptions{ListOptions: lo}, o)
-			})
-			if err != nil {
-				return nil, err
-			}
-			break
-		}
-	}
-	out := make([]scm.Review, 0, len(a.ApprovedBy))
-	for _, ab := range a.ApprovedBy {
-		r := scm.Review{ID: ab.User.ID, Author: ab.User.Username, State: scm.ReviewApproved}
-		if ab.ApprovedAt != nil {
-			r.SubmittedAt = *ab.ApprovedAt
-			r.CommitSHA = headAt(versions, *ab.ApprovedAt)
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
-// headAt is the head commit of the newest version created at or before t.
-func headAt(versions []*gl.MergeRequestDiffVersion, t time.Time) string {
-	var best *gl.MergeRequestDiffVersion
-	for _, v := range versions {
-		if v == nil || v.CreatedAt == nil || v.CreatedAt.After(t) {
-			continue
-		}
-		if best == nil || v.CreatedAt.After(*best.CreatedAt) {
-			best = v
-		}
-	}
-	if best == nil {
-		return ""
-	}
-	return best.HeadCommitSHA
 }
 
 // GetPullRequest reads the MR and its projects' clone URLs.
@@ -384,12 +305,23 @@ func (f *Forge) ReadFile(ctx context.Context, repo scm.RepoRef, ref, path string
 
 // Permission maps the user's effective project role (direct or inherited
 // from groups): Maintainer and Owner → admin, Developer → write, Guest and
-// Reporter → read, no membership or an unknown user → none.
+// Reporter → read, no membership or an unknown user → none. The answer is
+// remembered for Options.CacheTTL.
 func (f *Forge) Permission(ctx context.Context, repo scm.RepoRef, user string) (scm.Permission, error) {
 	id, err := pid(repo)
 	if err != nil {
 		return "", err
 	}
+	key := permKey{project: id, user: strings.ToLower(user)}
+	if p, ok := id.(string); ok {
+		key.project = strings.ToLower(p)
+	}
+	return f.perms.Get(ctx, key, func(ctx context.Context) (scm.Permission, error) {
+		return f.permission(ctx, id, repo, user)
+	})
+}
+
+func (f *Forge) permission(ctx context.Context, id any, repo scm.RepoRef, user string) (scm.Permission, error) {
 	users, err := fetch(ctx, f, "looking up user "+user, func(o gl.RequestOptionFunc) ([]*gl.User, *gl.Response, error) {
 		return f.c.Users.ListUsers(&gl.ListUsersOptions{Username: &user}, o)
 	})

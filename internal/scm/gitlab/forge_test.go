@@ -197,30 +197,6 @@ func TestStatusState(t *testing.T) {
 	}
 }
 
-func TestListReviews(t *testing.T) {
-	fx := setup(t)
-	iid := fx.mr(t)
-	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	fx.fake.AddVersion(project, iid, gitlabfake.Version{HeadSHA: "v1", CreatedAt: t0})
-	fx.fake.AddVersion(project, iid, gitlabfake.Version{HeadSHA: "v2", CreatedAt: t0.Add(time.Hour)})
-	fx.fake.AddApproval(project, iid, gitlabfake.Approval{Username: "bob", ApprovedAt: t0.Add(30 * time.Minute)})
-	fx.fake.AddApproval(project, iid, gitlabfake.Approval{Username: "carol", ApprovedAt: t0.Add(2 * time.Hour)})
-	fx.fake.AddApproval(project, iid, gitlabfake.Approval{Username: "dave"}) // old GitLab: no approved_at
-	got, err := fx.forge.ListReviews(context.Background(), fx.pr(iid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"bob": "v1", "carol": "v2", "dave": ""}
-	if len(got) != 3 {
-		t.Fatalf("got %d reviews: %+v", len(got), got)
-	}
-	for _, r := range got {
-		if r.State != scm.ReviewApproved || r.CommitSHA != want[r.Author] || r.ID == 0 {
-			t.Errorf("review %+v, want approved on %q", r, want[r.Author])
-		}
-	}
-}
-
 func TestGetPullRequest(t *testing.T) {
 	fx := setup(t)
 	iid := fx.mr(t)

@@ -8,7 +8,8 @@
 // becomes *scm.RateLimitError once the bounded waiting for GETs gives up.
 //
 // Limitations: GitLab does not say which commit an approval was given on
-// (see ListReviews); one token serves every project.
+// (ListReviews maps it from the approval's time; see there); one token
+// serves every project.
 package gitlab
 
 import (
@@ -57,6 +58,9 @@ type Options struct {
 	RateLimitRetries int
 	// OnRateLimitWait, when set, is called before each wait (for metrics).
 	OnRateLimitWait func(time.Duration)
+	// CacheTTL is how long group memberships and permissions are
+	// remembered (default scm.DefaultCacheTTL; negative: not at all).
+	CacheTTL time.Duration
 }
 
 // Forge is scm.Forge on one GitLab instance with one token. It is also
@@ -68,8 +72,17 @@ type Forge struct {
 	sleep func(ctx context.Context, d time.Duration) error
 	now   func() time.Time
 
+	perms *scm.Cache[permKey, scm.Permission]
+	teams *scm.Cache[string, []string] // by group full path, lower case
+
 	mu    sync.Mutex
 	login string
+}
+
+// permKey is a user on a project (its id, or its path in lower case).
+type permKey struct {
+	project any
+	user    string
 }
 
 var (
@@ -88,6 +101,9 @@ func New(opts Options) (*Forge, error) {
 	if opts.RateLimitRetries == 0 {
 		opts.RateLimitRetries = DefaultRateLimitRetries
 	}
+	if opts.CacheTTL == 0 {
+		opts.CacheTTL = scm.DefaultCacheTTL
+	}
 	copts := []gl.ClientOptionFunc{
 		// client-go retries 429s itself, unbounded by context-free
 		// sleeps of up to RateLimit-Reset; we wait ourselves (capped, for
@@ -105,7 +121,12 @@ func New(opts Options) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: creating the client: %w", err)
 	}
-	return &Forge{c: c, opts: opts, sleep: clock.Sleep, now: time.Now}, nil
+	f := &Forge{c: c, opts: opts, sleep: clock.Sleep, now: time.Now}
+	// The clock is read through f, so a test that replaces f.now moves it.
+	now := func() time.Time { return f.now() }
+	f.perms = scm.NewCache[permKey, scm.Permission](opts.CacheTTL, now)
+	f.teams = scm.NewCache[string, []string](opts.CacheTTL, now)
+	return f, nil
 }
 
 // Forge returns f for any GitLab repository; installationID is ignored.

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -330,6 +331,70 @@ func TestParseStructurallyInvalid(t *testing.T) {
 		ev, err := w.Parse(http.Header{"X-Gitlab-Event": {tc.event}}, []byte(tc.body))
 		if !errors.Is(err, scm.ErrInvalidEvent) {
 			t.Errorf("%s %s: %+v, %v; want ErrInvalidEvent", tc.event, tc.body, ev, err)
+		}
+	}
+}
+
+// TestApprovalDeliveries: GitLab announces approvals as merge request
+// deliveries whose action is approved or approval (given), unapproved or
+// unapproval (taken back). Built from client-go's merge_request.json, they
+// are EventReview once the token verifies; a wrong token fails Verify,
+// which the bot runs before Parse.
+func TestApprovalDeliveries(t *testing.T) {
+	w, err := NewWebhook("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	for _, p := range gitlabfake.WebhookCorpus(t) {
+		if p.Name == "merge_request.json" {
+			body = p.Body
+		}
+	}
+	if body == nil {
+		t.Fatal("client-go's corpus has no merge_request.json")
+	}
+	var base map[string]any
+	if err := json.Unmarshal(body, &base); err != nil {
+		t.Fatal(err)
+	}
+	attrs := base["object_attributes"].(map[string]any)
+	project := base["project"].(map[string]any)
+	wantPR := scm.PRRef{Repo: scm.RepoRef{Kind: scm.GitLab, FullName: project["path_with_namespace"].(string), ID: int64(project["id"].(float64))}, Number: int(attrs["iid"].(float64))}
+	for _, tc := range []struct {
+		action, token string
+		kind          scm.EventKind // "" means refused by Verify
+		want          string
+	}{
+		{"approved", "s", scm.EventReview, "approved"},
+		{"approval", "s", scm.EventReview, "approved"},
+		{"unapproved", "s", scm.EventReview, "unapproved"},
+		{"unapproval", "s", scm.EventReview, "unapproved"},
+		// An action this bot does not know stays a merge request event
+		// with GitLab's word for it, which the bot ignores with a 2xx.
+		{"some_future_action", "s", scm.EventPullRequest, "some_future_action"},
+		{"approved", "wrong", "", ""},
+	} {
+		attrs["action"] = tc.action
+		b, err := json.Marshal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := http.Header{"X-Gitlab-Event": {"Merge Request Hook"}, "X-Gitlab-Token": {tc.token}, "Idempotency-Key": {"idem-" + tc.action}}
+		if err := w.Verify(h, b); tc.kind == "" {
+			if !errors.Is(err, scm.ErrBadSignature) {
+				t.Errorf("%s with a wrong token: Verify = %v, want ErrBadSignature", tc.action, err)
+			}
+			continue
+		} else if err != nil {
+			t.Fatalf("%s: Verify: %v", tc.action, err)
+		}
+		ev, err := w.Parse(h, b)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.action, err)
+		}
+		if ev.Kind != tc.kind || ev.Action != tc.want || ev.PR == nil || *ev.PR != wantPR || ev.DeliveryID != "idem-"+tc.action || ev.Sender == "" {
+			t.Errorf("%s: %+v (PR %v), want %s %s on %s", tc.action, ev, ev.PR, tc.kind, tc.want, wantPR)
 		}
 	}
 }

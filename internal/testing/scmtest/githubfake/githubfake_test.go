@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // recorder keeps the fake's test failures instead of failing the test.
@@ -63,6 +64,8 @@ func TestValidatesAgainstTheDescription(t *testing.T) {
 		{"wrong method", "DELETE", BasePath + "repos/acme/app/pulls/1", "", true},
 		{"outside the base path", "GET", "/repos/acme/app/pulls/1", "", true},
 		{"bad query type", "GET", BasePath + "repos/acme/app/pulls?per_page=lots", "", true},
+		{"team members", "GET", BasePath + "orgs/acme/teams/sre/members?role=all&per_page=100", "", false},
+		{"team members of a bad role", "GET", BasePath + "orgs/acme/teams/sre/members?role=owner", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code := do(tc.method, tc.path, tc.body)
@@ -74,5 +77,37 @@ func TestValidatesAgainstTheDescription(t *testing.T) {
 				t.Errorf("%s %s reported: %v", tc.method, tc.path, errs)
 			}
 		})
+	}
+}
+
+func TestTeamsAreSeenByTheirOrganisationsInstallations(t *testing.T) {
+	s := New(t)
+	s.AddRepo(&Repo{Owner: "acme", Name: "app", Installation: 1})
+	s.SetTeam("acme", "sre", "alice", "bob")
+	s.SetTeam("other", "sre", "mallory")
+	s.AddToken("pat", "octocat")
+	s.mu.Lock()
+	s.tokens["inst-1"] = token{installation: 1, expires: time.Now().Add(time.Hour)}
+	s.mu.Unlock()
+	for _, tc := range []struct {
+		tok, path string
+		want      int
+	}{
+		{"inst-1", "orgs/acme/teams/sre/members", http.StatusOK},
+		{"inst-1", "orgs/other/teams/sre/members", http.StatusNotFound}, // no repository of other
+		{"inst-1", "orgs/acme/teams/missing/members", http.StatusNotFound},
+		{"pat", "orgs/other/teams/sre/members", http.StatusOK},
+		{"expired", "orgs/acme/teams/sre/members", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, s.srv.URL+BasePath+tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tc.tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s with %s: %d, want %d", tc.path, tc.tok, resp.StatusCode, tc.want)
+		}
 	}
 }

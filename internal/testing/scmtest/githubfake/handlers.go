@@ -113,6 +113,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/files", s.listFiles)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", s.contents)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/collaborators/{user}/permission", s.permission)
+	mux.HandleFunc("GET /orgs/{org}/teams/{slug}/members", s.teamMembers)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -450,10 +451,14 @@ func (s *Server) listReviews(w http.ResponseWriter, r *http.Request) {
 	}
 	if pr := s.pull(w, r, repo); pr != nil {
 		page(w, r, pr.Reviews, func(rv Review) any {
-			return map[string]any{
-				"id": rv.ID, "user": user(rv.Author), "state": rv.State, "commit_id": rv.CommitID,
-				"submitted_at": rv.SubmittedAt.UTC().Format(time.RFC3339),
+			out := map[string]any{"id": rv.ID, "user": user(rv.Author), "state": rv.State, "commit_id": nil}
+			if rv.CommitID != "" {
+				out["commit_id"] = rv.CommitID
 			}
+			if rv.State != "PENDING" {
+				out["submitted_at"] = rv.SubmittedAt.UTC().Format(time.RFC3339)
+			}
+			return out
 		})
 	}
 }
@@ -519,4 +524,33 @@ func (s *Server) permission(w http.ResponseWriter, r *http.Request) {
 		p = "read"
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"permission": p, "role_name": role, "user": user(login)})
+}
+
+// teamMembers lists a team's members. Like GitHub, a team the credentials
+// cannot see is 404: an installation sees the teams of the organisations
+// it has repositories of.
+func (s *Server) teamMembers(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok, ok := s.tokens[bearer(r)]
+	if !ok || time.Now().After(tok.expires) {
+		writeError(w, http.StatusUnauthorized, "Bad credentials")
+		return
+	}
+	org := r.PathValue("org")
+	members, ok := s.teams[org+"/"+r.PathValue("slug")]
+	if ok && tok.installation != 0 {
+		ok = false
+		for _, repo := range s.repos {
+			ok = ok || (strings.EqualFold(repo.Owner, org) && repo.Installation == tok.installation)
+		}
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if role := r.URL.Query().Get("role"); role != "" && role != "all" {
+		s.t.Errorf("githubfake: team members listed with role=%s; the fake knows no maintainers", role)
+	}
+	page(w, r, members, func(login string) any { return user(login) })
 }

@@ -1,6 +1,6 @@
 // Package githubfake is an HTTP-level fake of the GitHub REST API for
 // tests: in-memory repositories, pull requests, comments, reviews,
-// statuses, files, permissions and App installations. Every request is
+// statuses, files, permissions, organisation teams and App installations. Every request is
 // validated against GitHub's published OpenAPI description (npm
 // @octokit/openapi, fetched by hack/test-data.sh); a request the
 // description does not allow fails the test. Installation tokens are
@@ -62,7 +62,10 @@ type Comment struct {
 	CreatedAt, UpdatedAt time.Time
 }
 
-// Review is a pull request review; State as GitHub spells it (APPROVED…).
+// Review is a pull request review; State as GitHub spells it (APPROVED,
+// CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING). An empty CommitID is
+// null, as for a review of a commit that a force-push removed; a PENDING
+// review has no submitted_at.
 type Review struct {
 	ID                      int64
 	Author, State, CommitID string
@@ -117,6 +120,7 @@ type Server struct {
 	mu           sync.Mutex
 	tokenTTL     time.Duration
 	repos        map[string]*Repo
+	teams        map[string][]string // "org/slug" → member logins
 	tokens       map[string]token
 	injections   []*injection
 	tokensIssued int
@@ -141,6 +145,7 @@ func New(t testing.TB) *Server {
 		KeyPEM:   pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
 		tokenTTL: time.Hour,
 		repos:    map[string]*Repo{},
+		teams:    map[string][]string{},
 		tokens:   map[string]token{},
 		nextID:   1000,
 	}
@@ -193,6 +198,16 @@ func (s *Server) Update(fullName string, fn func(r *Repo)) {
 		s.t.Fatalf("githubfake: no repository %s", fullName)
 	}
 	fn(r)
+}
+
+// SetTeam makes members (logins, in order) the members of the team slug of
+// organisation org, replacing any before. An App installation sees the
+// teams of an organisation it has a repository of; a personal token sees
+// every team.
+func (s *Server) SetTeam(org, slug string, members ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.teams[org+"/"+slug] = append([]string(nil), members...)
 }
 
 // AddToken makes tok a personal token of login.

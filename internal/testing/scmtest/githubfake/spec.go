@@ -91,6 +91,7 @@ var usedPaths = []string{
 	"/repos/{owner}/{repo}/pulls/{pull_number}/files",
 	"/repos/{owner}/{repo}/contents/{path}",
 	"/repos/{owner}/{repo}/collaborators/{username}/permission",
+	"/orgs/{org}/teams/{team_slug}/members",
 }
 
 var (

@@ -1,7 +1,8 @@
 // Package gitlabfake is an HTTP-level fake of the parts of the GitLab REST
-// API v4 that internal/scm/gitlab uses: projects, users, project members,
-// merge requests (notes, approvals, diff versions, diffs), raw repository
-// files and commit statuses. State lives in memory. Like GitLab it checks
+// API v4 that internal/scm/gitlab uses: projects (and their approval
+// settings), users, project members, group members, merge requests (notes,
+// approvals, reviewers, diff versions, diffs), raw repository files and
+// commit statuses. State lives in memory. Like GitLab it checks
 // the token (PRIVATE-TOKEN or Authorization: Bearer), paginates with
 // page/per_page and X-Next-Page/X-Total-Pages headers, lists notes newest
 // first unless asked otherwise, and refuses to repeat a commit status
@@ -48,7 +49,8 @@ type Server struct {
 	users       map[string]int64 // username → id
 	currentUser string
 	projects    map[int64]*project
-	failures    []failure // queued error responses
+	groups      map[string][]GroupMember // full path → members/all
+	failures    []failure                // queued error responses
 	requests    []string
 }
 
@@ -61,10 +63,14 @@ type project struct {
 	id        int64
 	path      string
 	forbidden bool
-	members   map[int64]member // user id → member (inherited included)
-	mrs       map[int64]*mergeRequest
-	files     map[string][]byte // ref + "\x00" + path
-	statuses  []Status
+	// resetOnPush is reset_approvals_on_push; approvalSettings is how the
+	// approval settings answer: 200, or 403/404 as on GitLab Free.
+	resetOnPush      bool
+	approvalSettings int
+	members          map[int64]member // user id → member (inherited included)
+	mrs              map[int64]*mergeRequest
+	files            map[string][]byte // ref + "\x00" + path
+	statuses         []Status
 }
 
 type member struct {
@@ -76,6 +82,7 @@ type mergeRequest struct {
 	MergeRequest
 	notes     []Note
 	approvals []Approval
+	reviewers []Reviewer
 	versions  []Version
 	diffs     []Diff
 }
@@ -115,6 +122,22 @@ type Approval struct {
 	ApprovedAt time.Time
 }
 
+// Reviewer is a merge request reviewer and the state of their review:
+// unreviewed, review_started, reviewed, requested_changes, approved,
+// unapproved.
+type Reviewer struct {
+	Username string
+	State    string
+}
+
+// GroupMember is a member of a group as members/all lists it: direct,
+// inherited or invited.
+type GroupMember struct {
+	Username string
+	Level    int    // Guest… Owner, or 5 for Minimal Access
+	State    string // active (default), awaiting, blocked
+}
+
 // Version is a merge request diff version (one per push).
 type Version struct {
 	HeadSHA   string
@@ -139,6 +162,7 @@ func New(t testing.TB, token string) *Server {
 		nextID:   1000,
 		users:    map[string]int64{},
 		projects: map[int64]*project{},
+		groups:   map[string][]GroupMember{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(BasePath, s.serve)
@@ -184,8 +208,38 @@ func (s *Server) AddProject(path string) int64 {
 	defer s.mu.Unlock()
 	id := s.id()
 	s.projects[id] = &project{id: id, path: path, members: map[int64]member{},
-		mrs: map[int64]*mergeRequest{}, files: map[string][]byte{}}
+		mrs: map[int64]*mergeRequest{}, files: map[string][]byte{}, approvalSettings: http.StatusOK}
 	return id
+}
+
+// SetResetApprovalsOnPush sets the project's "remove all approvals when
+// commits are added" setting.
+func (s *Server) SetResetApprovalsOnPush(path string, reset bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).resetOnPush = reset
+}
+
+// HideApprovalSettings makes the project's approval settings answer code
+// (403 or 404), as on a GitLab edition without them.
+func (s *Server) HideApprovalSettings(path string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).approvalSettings = code
+}
+
+// SetGroup makes members the members/all of the group at path (full path,
+// "acme/platform"), replacing any before; an empty State is active.
+func (s *Server) SetGroup(path string, members ...GroupMember) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range members {
+		s.addUser(members[i].Username)
+		if members[i].State == "" {
+			members[i].State = "active"
+		}
+	}
+	s.groups[path] = slices.Clone(members)
 }
 
 // Forbid makes every request on the project answer 403.
@@ -236,6 +290,9 @@ func (s *Server) AddNote(path string, iid int64, n Note) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mr := s.mustMR(path, iid)
+	if n.Author != "" {
+		s.addUser(n.Author)
+	}
 	n.ID = s.id()
 	if n.CreatedAt.IsZero() {
 		n.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(len(mr.notes)) * time.Minute)
@@ -261,6 +318,16 @@ func (s *Server) AddApproval(path string, iid int64, a Approval) {
 	s.addUser(a.Username)
 	mr := s.mustMR(path, iid)
 	mr.approvals = append(mr.approvals, a)
+}
+
+// SetReviewers sets a merge request's reviewers.
+func (s *Server) SetReviewers(path string, iid int64, reviewers ...Reviewer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range reviewers {
+		s.addUser(r.Username)
+	}
+	s.mustMR(path, iid).reviewers = slices.Clone(reviewers)
 }
 
 // AddVersion records a diff version (a push to the merge request).
@@ -414,6 +481,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			out = []any{}
 		}
 		s.paginate(w, r, out)
+	case r.Method == http.MethodGet && len(seg) == 4 && seg[0] == "groups" && seg[2] == "members" && seg[3] == "all":
+		// seg[1] is the group's full path, unescaped (or an id, which the
+		// fake does not know).
+		members, ok := s.groups[seg[1]]
+		if !ok {
+			message(w, http.StatusNotFound, "404 Group Not Found")
+			return
+		}
+		out := make([]any, 0, len(members))
+		for _, m := range members {
+			out = append(out, map[string]any{"id": s.users[m.Username], "username": m.Username, "name": m.Username,
+				"state": m.State, "access_level": m.Level})
+		}
+		s.paginate(w, r, out)
 	case len(seg) >= 2 && seg[0] == "projects":
 		p := s.project(seg[1])
 		if p == nil {
@@ -461,6 +542,14 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, p *project
 	switch {
 	case get && len(seg) == 0:
 		writeJSON(w, 200, s.projectJSON(p))
+	case get && match(seg, "approvals"):
+		if p.approvalSettings != http.StatusOK {
+			message(w, p.approvalSettings, http.StatusText(p.approvalSettings))
+			return
+		}
+		writeJSON(w, 200, map[string]any{"approvers": []any{}, "approver_groups": []any{},
+			"reset_approvals_on_push": p.resetOnPush, "selective_code_owner_removals": false,
+			"disable_overriding_approvers_per_merge_request": false, "merge_requests_author_approval": false})
 	case get && match(seg, "members", "all", "*"):
 		uid, _ := strconv.ParseInt(seg[2], 10, 64)
 		m, ok := p.members[uid]
@@ -614,6 +703,13 @@ func (s *Server) serveMR(w http.ResponseWriter, r *http.Request, p *project, mr 
 		}
 		writeJSON(w, 200, map[string]any{"id": mr.IID + 5000, "iid": mr.IID, "project_id": p.id,
 			"approved": len(by) > 0, "approved_by": by})
+	case get && match(seg, "reviewers"):
+		out := make([]any, 0, len(mr.reviewers))
+		for _, rv := range mr.reviewers {
+			out = append(out, map[string]any{"user": s.user(rv.Username), "state": rv.State,
+				"created_at": mr.UpdatedAt.Format(time.RFC3339Nano)})
+		}
+		writeJSON(w, 200, out) // not paginated, as on GitLab
 	case get && match(seg, "versions"):
 		out := make([]any, 0, len(mr.versions))
 		for i := len(mr.versions) - 1; i >= 0; i-- { // newest first, like GitLab

@@ -2,6 +2,7 @@ package gitlabfake
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,5 +65,60 @@ func TestRateLimit(t *testing.T) {
 	}
 	if resp, _ := get(t, s, "user", http.Header{"Private-Token": {"tok"}}); resp.StatusCode != 200 {
 		t.Fatalf("after the 429: %d", resp.StatusCode)
+	}
+}
+
+func getJSON(t *testing.T, s *Server, path string) (*http.Response, any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Private-Token", "tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func TestGroupsReviewersAndApprovalSettings(t *testing.T) {
+	s := New(t, "tok")
+	s.AddProject("g/p")
+	iid := s.AddMergeRequest("g/p", MergeRequest{Author: "a"})
+	var members []GroupMember
+	for i := range 150 {
+		members = append(members, GroupMember{Username: fmt.Sprintf("u%03d", i), Level: Developer})
+	}
+	s.SetGroup("g/team", members...)
+	resp, items := get(t, s, "groups/g%2Fteam/members/all?per_page=100&page=2", http.Header{"Private-Token": {"tok"}})
+	if resp.StatusCode != 200 || len(items) != 50 || items[0]["state"] != "active" || items[0]["access_level"] != float64(Developer) {
+		t.Fatalf("group page 2: %d, %d items, first %v", resp.StatusCode, len(items), items)
+	}
+	if resp, _ := get(t, s, "groups/g%2Fnone/members/all", http.Header{"Private-Token": {"tok"}}); resp.StatusCode != 404 {
+		t.Fatalf("a missing group: %d, want 404", resp.StatusCode)
+	}
+
+	s.SetReviewers("g/p", iid, Reviewer{Username: "r", State: "requested_changes"})
+	_, out := getJSON(t, s, "projects/g%2Fp/merge_requests/1/reviewers")
+	if rs, ok := out.([]any); !ok || len(rs) != 1 || rs[0].(map[string]any)["state"] != "requested_changes" {
+		t.Fatalf("reviewers: %v", out)
+	}
+
+	_, out = getJSON(t, s, "projects/g%2Fp/approvals")
+	if out.(map[string]any)["reset_approvals_on_push"] != false {
+		t.Fatalf("approval settings: %v", out)
+	}
+	s.SetResetApprovalsOnPush("g/p", true)
+	_, out = getJSON(t, s, "projects/g%2Fp/approvals")
+	if out.(map[string]any)["reset_approvals_on_push"] != true {
+		t.Fatalf("approval settings after the reset was set: %v", out)
+	}
+	s.HideApprovalSettings("g/p", http.StatusForbidden)
+	if resp, _ := getJSON(t, s, "projects/g%2Fp/approvals"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("hidden approval settings: %d, want 403", resp.StatusCode)
 	}
 }

@@ -1,6 +1,6 @@
 // Package memforge is the in-memory forge of the bot's tests: one
 // scm.Forge (and scm.Forges, for every repository) that keeps pull
-// requests, comments, statuses and permissions in memory, reads a
+// requests, comments, statuses, reviews, teams and permissions in memory, reads a
 // repository's files from a Git repository on disk when it is given one,
 // and records every call the bot makes. It behaves as a forge does where the
 // bot could tell: nobody edits another's comment, a comment over the size
@@ -43,8 +43,8 @@ type Call struct {
 	// Target is the pull request or repository it was about.
 	Target string
 	// Arg is what else tells the call apart: the user of Permission, the
-	// comment id of EditComment, "ref:path" of ReadFile, the context and
-	// state of SetStatus.
+	// team of TeamMembers, the comment id of EditComment, "ref:path" of
+	// ReadFile, the context and state of SetStatus.
 	Arg string
 }
 
@@ -67,7 +67,9 @@ type Forge struct {
 	nextID   int64
 	statuses []scm.Status
 	perms    map[string]scm.Permission
-	gitDirs  map[string]string // repository full name → Git repository
+	reviews  map[prKey][]scm.Review
+	teams    map[string][]string // "org/team" in lower case → members
+	gitDirs  map[string]string   // repository full name → Git repository
 	calls    []Call
 }
 
@@ -94,6 +96,8 @@ func New() *Forge {
 		MaxComment: DefaultMaxComment,
 		comments:   map[prKey][]scm.Comment{},
 		perms:      map[string]scm.Permission{},
+		reviews:    map[prKey][]scm.Review{},
+		teams:      map[string][]string{},
 		gitDirs:    map[string]string{},
 	}
 }
@@ -135,10 +139,36 @@ func (f *Forge) SetGitDir(repo scm.RepoRef, dir string) {
 }
 
 // SetPermission gives user perm on every repository; others have none.
+// Nothing is cached: a change is seen by the next call.
 func (f *Forge) SetPermission(user string, perm scm.Permission) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.perms[user] = perm
+}
+
+// SetReviews makes reviews the reviews of pr, as ListReviews returns them
+// (oldest first), replacing any before.
+func (f *Forge) SetReviews(pr scm.PRRef, reviews ...scm.Review) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reviews[keyOf(pr)] = append([]scm.Review(nil), reviews...)
+}
+
+// AddReview appends a review to pr's.
+func (f *Forge) AddReview(pr scm.PRRef, r scm.Review) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reviews[keyOf(pr)] = append(f.reviews[keyOf(pr)], r)
+}
+
+// SetTeam makes members the members of team, "org/name" ("@" optional),
+// replacing any before. As on both forges, a team named without its
+// organisation (GitHub) or top-level group (GitLab) in TeamMembers is
+// looked up in the repository's first path segment.
+func (f *Forge) SetTeam(team string, members ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.teams[strings.ToLower(strings.TrimPrefix(team, "@"))] = append([]string(nil), members...)
 }
 
 // AddComment adds a comment by author, as a user would (no call is
@@ -248,12 +278,30 @@ func (f *Forge) SetStatus(_ context.Context, repo scm.RepoRef, st scm.Status) er
 	return nil
 }
 
-// ListReviews returns no review.
+// ListReviews returns the reviews set for pr, none by default.
 func (f *Forge) ListReviews(_ context.Context, pr scm.PRRef) ([]scm.Review, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("ListReviews", pr.String(), "")
-	return nil, nil
+	return append([]scm.Review(nil), f.reviews[keyOf(pr)]...), nil
+}
+
+// TeamMembers returns the members set for team; a team never set is
+// scm.ErrNotFound.
+func (f *Forge) TeamMembers(_ context.Context, repo scm.RepoRef, team string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("TeamMembers", repo.String(), team)
+	name := strings.ToLower(strings.TrimPrefix(team, "@"))
+	if !strings.Contains(name, "/") {
+		owner, _, _ := strings.Cut(repo.FullName, "/")
+		name = strings.ToLower(owner) + "/" + name
+	}
+	members, ok := f.teams[name]
+	if !ok {
+		return nil, fmt.Errorf("team %s: %w", team, scm.ErrNotFound)
+	}
+	return append([]string(nil), members...), nil
 }
 
 func (f *Forge) GetPullRequest(_ context.Context, ref scm.PRRef) (*scm.PullRequest, error) {

@@ -83,3 +83,40 @@ func TestPullRequestsAndCalls(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
+
+func TestReviewsAndTeams(t *testing.T) {
+	ctx := t.Context()
+	f := New()
+	if rs, err := f.ListReviews(ctx, pr1); err != nil || len(rs) != 0 {
+		t.Fatalf("reviews by default: %v, %v; want none", rs, err)
+	}
+	approved := scm.Review{ID: 1, Author: "bob", State: scm.ReviewApproved, CommitSHA: "a"}
+	f.SetReviews(pr1, approved)
+	dismissed := scm.Review{ID: 2, Author: "carol", State: scm.ReviewDismissed, CommitSHA: "a"}
+	f.AddReview(pr1, dismissed)
+	got, err := f.ListReviews(ctx, pr1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]scm.Review{approved, dismissed}, got); diff != "" {
+		t.Errorf("reviews (-want +got):\n%s", diff)
+	}
+	got[0].Author = "mallory"
+	if again, _ := f.ListReviews(ctx, pr1); again[0].Author != "bob" {
+		t.Error("a caller's change reached the forge's reviews")
+	}
+
+	f.SetTeam("@acme/platform", "alice", "bob")
+	for _, team := range []string{"platform", "@platform", "acme/platform", "@ACME/Platform"} {
+		members, err := f.TeamMembers(ctx, repo, team)
+		if err != nil || !cmp.Equal(members, []string{"alice", "bob"}) {
+			t.Errorf("TeamMembers(%s) = %v, %v", team, members, err)
+		}
+	}
+	if _, err := f.TeamMembers(ctx, repo, "other/platform"); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("a team never set: %v, want ErrNotFound", err)
+	}
+	if diff := cmp.Diff(Call{Method: "TeamMembers", Target: "github:acme/app", Arg: "platform"}, f.Calls("TeamMembers")[0]); diff != "" {
+		t.Errorf("call (-want +got):\n%s", diff)
+	}
+}
