@@ -258,6 +258,8 @@ func typeNoun(t reflect.Type) string {
 		return "approval policy"
 	case reflect.TypeFor[Reviewers]():
 		return "reviewers"
+	case reflect.TypeFor[Window]():
+		return "deploy window"
 	case reflect.TypeFor[Notifications]():
 		return "notifications"
 	case reflect.TypeFor[Provider]():

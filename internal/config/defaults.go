@@ -9,6 +9,10 @@ const (
 	DefaultOrder             = OrderAsc
 	DefaultPullRequestBranch = "gitops/images/{{.Name}}"
 	DefaultPullRequestTitle  = "Update {{.Name}} to {{.NewTag}}"
+	// DefaultDismissStale keeps approvals while the plan is the one
+	// approved, so a rebase that renders the same objects keeps them.
+	DefaultDismissStale = StalePlan
+	DefaultTimeZone     = "UTC"
 )
 
 // Orders of an alphabetical or numerical tag policy.
@@ -47,6 +51,17 @@ func (r *Repository) Default() {
 		}
 		if p.PullRequest.Title == "" {
 			p.PullRequest.Title = DefaultPullRequestTitle
+		}
+	}
+	for i := range r.Approvals {
+		a := &r.Approvals[i]
+		if a.DismissStale == "" {
+			a.DismissStale = DefaultDismissStale
+		}
+		for j := range a.Windows {
+			if a.Windows[j].TimeZone == "" {
+				a.Windows[j].TimeZone = DefaultTimeZone
+			}
 		}
 	}
 }

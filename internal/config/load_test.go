@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/approvals"
 )
 
 // writeRepo writes a gitops.yaml into a fresh folder and returns its path.
@@ -61,7 +63,7 @@ func TestLoadFullExample(t *testing.T) {
 	if p.PullRequest.Branch != "gitops/images/{{.Name}}" || p.PullRequest.Title != "Update {{.Name}} to {{.NewTag}}" {
 		t.Errorf("pullRequest = %+v", p.PullRequest)
 	}
-	if ap := r.Approvals[0]; ap.MinApprovals != 2 || !ap.Codeowners || !ap.DismissStale || !slices.Equal(ap.Reviewers.Teams, []string{"platform"}) {
+	if ap := r.Approvals[0]; ap.MinApprovals != 2 || !ap.Codeowners || ap.DismissStale != StaleCommit || !slices.Equal(ap.Reviewers.Teams, []string{"platform"}) {
 		t.Errorf("approval = %+v", ap)
 	}
 	n := r.Notifications
@@ -112,6 +114,75 @@ images:
 	r.Default()
 	if *r.Apps[0].Wait != before || len(r.Images[0].Exclude) != 1 {
 		t.Error("Default is not idempotent")
+	}
+}
+
+func TestLoadApprovals(t *testing.T) {
+	r, err := Load(writeRepo(t, `apiVersion: gitops.kubectl.dev/v1alpha1
+kind: Repository
+apps:
+  - {name: web, path: web, approval: prod}
+approvals:
+  - name: prod
+    minApprovals: 2
+    reviewers: {teams: ['@acme/platform', sre], users: [octocat]}
+    codeowners: true
+    windows:
+      - {kind: allow, schedule: "0 9 * * MON-FRI", duration: 8h, timeZone: Europe/Berlin}
+      - {kind: deny, schedule: "0 18 * * FRI", duration: 63h}
+  - {name: legacy-commit, dismissStale: true}
+  - {name: legacy-plan, dismissStale: false}
+  - {name: by-commit, dismissStale: commit}
+  - {name: by-plan, dismissStale: plan}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]Staleness{"prod": StalePlan, "legacy-commit": StaleCommit, "legacy-plan": StalePlan, "by-commit": StaleCommit, "by-plan": StalePlan} {
+		if a, ok := r.Approval(name); !ok || a.DismissStale != want {
+			t.Errorf("Approval(%q) = %+v, %v; want dismissStale %q", name, a, ok, want)
+		}
+	}
+	if _, ok := r.Approval("nope"); ok {
+		t.Error("Approval(nope) found")
+	}
+	prod, _ := r.Approval("prod")
+	if tz := prod.Windows[1].TimeZone; tz != DefaultTimeZone {
+		t.Errorf("default time zone = %q", tz)
+	}
+	before := prod.Windows[1]
+	r.Default()
+	if prod.Windows[1] != before || prod.DismissStale != StalePlan {
+		t.Error("Default is not idempotent")
+	}
+
+	p, err := prod.Policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "prod" || p.MinApprovals != 2 || !p.Codeowners || p.DismissStale != approvals.StalePlan ||
+		!slices.Equal(p.Teams, []string{"@acme/platform", "sre"}) || !slices.Equal(p.Users, []string{"octocat"}) || len(p.Windows) != 2 {
+		t.Fatalf("Policy() = %+v", p)
+	}
+	allow, deny := p.Windows[0], p.Windows[1]
+	if allow.Kind != approvals.Allow || allow.Schedule.String() != "0 9 * * MON-FRI" || allow.Duration != 8*time.Hour || allow.Location.String() != "Europe/Berlin" ||
+		deny.Kind != approvals.Deny || deny.Location != time.UTC {
+		t.Errorf("windows = %+v, %+v", allow, deny)
+	}
+	// The policy the approvals package evaluates: on a Saturday, closed
+	// until the weekend's deny window ends on Monday at 09:00 UTC.
+	d := approvals.Evaluate(p, approvals.Facts{Now: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)})
+	if want := "deploy window closed until 2026-12-07 10:00 CET"; !slices.Contains(d.Reasons, want) {
+		t.Errorf("Evaluate reasons = %q, want %q among them", d.Reasons, want)
+	}
+	if c, _ := r.Approval("by-commit"); c != nil {
+		if p, err := c.Policy(); err != nil || p.DismissStale != approvals.StaleCommit {
+			t.Errorf("by-commit Policy() = %+v, %v", p, err)
+		}
+	}
+	bad := Approval{Name: "x", Windows: []Window{{Kind: WindowAllow, Schedule: "0 9 * * *", Duration: Duration{time.Hour}, TimeZone: "Nowhere/Special"}}}
+	if _, err := bad.Policy(); err == nil || !strings.Contains(err.Error(), `approval policy "x": windows[0]: unknown time zone "Nowhere/Special"`) {
+		t.Errorf("Policy() with an unknown zone: err = %v", err)
 	}
 }
 
@@ -302,6 +373,65 @@ func TestLoadErrors(t *testing.T) {
 		name: "approval",
 		yaml: head + "approvals:\n  - name: prod\n    minApprovals: -1\n  - name: prod\n    minApprovals: two\n",
 		want: []string{"gitops.yaml:7: approvals[1].minApprovals: expected a whole number, got a string"},
+	}, {
+		name: "approval policies",
+		yaml: head + `approvals:
+  - name: prod
+    minApprovals: -1
+    reviewers: {teams: ['', 'acme platform', acme/], users: [' ', acme/bob, 'bob smith']}
+    dismissStale: yes
+  - name: prod
+  - name: Staging
+`,
+		want: []string{
+			"gitops.yaml:5: approvals[0].minApprovals: is negative; use 0 or more",
+			"gitops.yaml:6: approvals[0].reviewers.teams[0]: is empty; name a team",
+			`gitops.yaml:6: approvals[0].reviewers.teams[1]: "acme platform" is not a team`,
+			`gitops.yaml:6: approvals[0].reviewers.teams[2]: "acme/" is not a team`,
+			"gitops.yaml:6: approvals[0].reviewers.users[0]: is empty; name a user",
+			`gitops.yaml:6: approvals[0].reviewers.users[1]: "acme/bob" names a team; move it to reviewers.teams`,
+			`gitops.yaml:6: approvals[0].reviewers.users[2]: "bob smith" is not a user name`,
+			`gitops.yaml:7: approvals[0].dismissStale: is "yes"; use commit (an approval counts only on the commit it was given on) or plan`,
+			`gitops.yaml:8: approvals[1].name: approval policy name "prod" is already used by approvals[0] (line 4)`,
+			`gitops.yaml:9: approvals[2].name: approval policy name "Staging" is not a DNS label`,
+		},
+	}, {
+		name: "approval policy shape",
+		yaml: head + "approvals:\n  - name: prod\n    dismissStale: [commit]\n    windows: {kind: allow}\n",
+		want: []string{
+			"gitops.yaml:5: approvals[0].dismissStale: expected a string, got a list",
+			"gitops.yaml:6: approvals[0].windows: expected a list, got a mapping",
+		},
+	}, {
+		name: "deploy windows",
+		yaml: head + `approvals:
+  - name: prod
+    windows:
+      - {kind: allow, schedule: "0 9 * * 1-5", duration: 8h, timeZone: Europe/Berlin}
+      - {kind: alow, schedule: "0 25 * * *", duration: 1h, timeZone: Mars/Olympus}
+      - {schedule: "0 9 * *", timeZone: Local}
+      - kind: deny
+        schedule: "@reboot"
+        duration: 0s
+`,
+		want: []string{
+			`gitops.yaml:7: approvals[0].windows[1].kind: is "alow" (did you mean "allow"?); use allow or deny`,
+			`gitops.yaml:7: approvals[0].windows[1].schedule: cron schedule "0 25 * * *": hour 25 is out of range 0-23`,
+			`gitops.yaml:7: approvals[0].windows[1].timeZone: unknown time zone "Mars/Olympus"; use an IANA name such as Europe/Berlin`,
+			"gitops.yaml:8: approvals[0].windows[2].kind: missing; use allow (syncs only inside) or deny (no syncs inside)",
+			`gitops.yaml:8: approvals[0].windows[2].schedule: cron schedule "0 9 * *" has 4 fields, want 5`,
+			"gitops.yaml:8: approvals[0].windows[2].duration: missing; set how long the window stays open after each start, such as 8h",
+			"gitops.yaml:8: approvals[0].windows[2].timeZone: time zone Local is the zone of whichever machine evaluates the policy",
+			`gitops.yaml:10: approvals[0].windows[3].schedule: cron schedule "@reboot": unknown macro`,
+			"gitops.yaml:11: approvals[0].windows[3].duration: missing",
+		},
+	}, {
+		name: "deploy window shape",
+		yaml: head + "approvals:\n  - name: prod\n    windows:\n      - kind: deny\n        schedule: '0 18 * * FRI'\n        duration: -63h\n      - {kind: deny, schedule: '0 0 * * *', duration: 1h, when: later}\n",
+		want: []string{
+			`gitops.yaml:8: approvals[0].windows[0].duration: duration "-63h" is negative`,
+			"gitops.yaml:9: approvals[0].windows[1]: field `when` not found in deploy window; known fields: kind, schedule, duration, timeZone",
+		},
 	}, {
 		name: "image policy shape",
 		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a:1.0\n    policy: {}\n  - name: b\n    image: ghcr.io/b\n    policy: {semver: {range: '>=1'}, numerical: {order: up}}\n",

@@ -208,20 +208,83 @@ type PullRequest struct {
 	Title  string `yaml:"title,omitempty"`
 }
 
-// Approval is a named approval policy.
+// Approval is a named approval policy: the reviews a change needs before it
+// syncs, and when it may sync. Policy turns it into what the approvals
+// package evaluates.
 type Approval struct {
-	Name         string    `yaml:"name"`
+	Name string `yaml:"name"`
+	// MinApprovals is how many distinct users must approve.
 	MinApprovals int       `yaml:"minApprovals,omitempty"`
 	Reviewers    Reviewers `yaml:"reviewers,omitempty"`
-	Codeowners   bool      `yaml:"codeowners,omitempty"`
-	DismissStale bool      `yaml:"dismissStale,omitempty"`
+	// Codeowners requires the code owners (CODEOWNERS on the base branch)
+	// of every changed file to approve.
+	Codeowners bool `yaml:"codeowners,omitempty"`
+	// DismissStale is commit (an approval counts only on the commit it
+	// was given on) or plan (it counts while the rendered plan is the one
+	// approved); Default sets DefaultDismissStale. For files written
+	// before it took a name, true reads as commit and false as plan.
+	DismissStale Staleness `yaml:"dismissStale,omitempty"`
+	// Windows limit when a change may sync; none means any time.
+	Windows []Window `yaml:"windows,omitempty"`
 }
 
-// Reviewers who count towards an approval.
+// Reviewers who must approve: every user listed, and for every team listed
+// ("org/team", "@org/team", or a team of the repository's organisation) one
+// of its members.
 type Reviewers struct {
 	Teams []string `yaml:"teams,omitempty"`
 	Users []string `yaml:"users,omitempty"`
 }
+
+// Staleness says which approvals keep counting after new commits: one of
+// the Stale* constants.
+type Staleness string
+
+// Values of dismissStale.
+const (
+	StaleCommit Staleness = "commit"
+	StalePlan   Staleness = "plan"
+)
+
+// UnmarshalYAML reads commit or plan, and true (commit) or false (plan)
+// as files written before the names did.
+func (s *Staleness) UnmarshalYAML(n *yaml.Node) error {
+	switch {
+	case n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null":
+	case n.ShortTag() == "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			return err
+		}
+		*s = StalePlan
+		if b {
+			*s = StaleCommit
+		}
+	default:
+		*s = Staleness(n.Value)
+	}
+	return nil
+}
+
+// Window is a deploy window of an approval policy: it opens at each time
+// Schedule names, in TimeZone, and stays open for Duration. With any allow
+// window, a change syncs only inside one; never inside a deny window.
+type Window struct {
+	Kind string `yaml:"kind"` // WindowAllow or WindowDeny
+	// Schedule is a five-field cron schedule: minute hour day-of-month
+	// month day-of-week, such as "0 9 * * 1-5".
+	Schedule string   `yaml:"schedule"`
+	Duration Duration `yaml:"duration"`
+	// TimeZone is an IANA time zone such as Europe/Berlin; Default sets
+	// DefaultTimeZone.
+	TimeZone string `yaml:"timeZone,omitempty"`
+}
+
+// Kinds of deploy windows.
+const (
+	WindowAllow = "allow"
+	WindowDeny  = "deny"
+)
 
 // Notifications configures outbound providers and which events they get.
 type Notifications struct {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kubectl-gitops/kubectl-gitops/approvals"
 )
 
 var (
@@ -591,15 +593,54 @@ func (v *validator) approvals() {
 			v.p.add(f+".minApprovals", "is negative; use 0 or more")
 		}
 		for j, t := range a.Reviewers.Teams {
-			if strings.TrimSpace(t) == "" {
-				v.p.add(fmt.Sprintf("%s.reviewers.teams[%d]", f, j), "is empty; name a team")
+			switch tf := fmt.Sprintf("%s.reviewers.teams[%d]", f, j); {
+			case strings.TrimSpace(t) == "":
+				v.p.add(tf, "is empty; name a team")
+			case strings.ContainsFunc(t, unicode.IsSpace) || strings.HasPrefix(strings.TrimPrefix(t, "@"), "/") || strings.HasSuffix(t, "/"):
+				v.p.add(tf, "%q is not a team; write org/team or a team name", t)
 			}
 		}
 		for j, u := range a.Reviewers.Users {
-			if strings.TrimSpace(u) == "" {
-				v.p.add(fmt.Sprintf("%s.reviewers.users[%d]", f, j), "is empty; name a user")
+			switch uf := fmt.Sprintf("%s.reviewers.users[%d]", f, j); {
+			case strings.TrimSpace(u) == "":
+				v.p.add(uf, "is empty; name a user")
+			case strings.Contains(u, "/"):
+				v.p.add(uf, "%q names a team; move it to reviewers.teams", u)
+			case strings.ContainsFunc(u, unicode.IsSpace):
+				v.p.add(uf, "%q is not a user name; write the login, such as octocat", u)
 			}
 		}
+		switch a.DismissStale {
+		case "", StaleCommit, StalePlan:
+		default:
+			v.p.add(f+".dismissStale", "is %q; use commit (an approval counts only on the commit it was given on) or plan (it counts while the rendered plan is unchanged)", a.DismissStale)
+		}
+		for j, w := range a.Windows {
+			v.window(fmt.Sprintf("%s.windows[%d]", f, j), w)
+		}
+	}
+}
+
+// window checks a deploy window. It loads the time zone, which reads the
+// system's zone files (or Go's embedded copy).
+func (v *validator) window(f string, w Window) {
+	switch w.Kind {
+	case WindowAllow, WindowDeny:
+	case "":
+		v.p.add(f+".kind", "missing; use allow (syncs only inside) or deny (no syncs inside)")
+	default:
+		v.p.add(f+".kind", "is %q%s; use allow or deny", w.Kind, didYouMean(w.Kind, []string{WindowAllow, WindowDeny}))
+	}
+	if w.Schedule == "" {
+		v.p.add(f+".schedule", "missing; set a five-field cron schedule such as \"0 9 * * 1-5\" (09:00 Monday to Friday)")
+	} else if _, err := approvals.ParseCron(w.Schedule); err != nil {
+		v.p.add(f+".schedule", "%v", err)
+	}
+	if w.Duration.Duration <= 0 {
+		v.p.add(f+".duration", "missing; set how long the window stays open after each start, such as 8h")
+	}
+	if _, err := loadZone(w.TimeZone); err != nil {
+		v.p.add(f+".timeZone", "%v", err)
 	}
 }
 
