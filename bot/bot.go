@@ -49,6 +49,10 @@ type Deps struct {
 	// Previewer does a pull request's job: NewPreviewer(cfg) in the
 	// service.
 	Previewer PreviewRunner
+	// Approver sets the gitops/approval gate after previews and when
+	// reviews change: the same *Previewer in the service; nil leaves the
+	// gate off.
+	Approver ApprovalRunner
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its

@@ -131,9 +131,11 @@ type harness struct {
 	logs  *bytes.Buffer
 	// previewer does the jobs; nil records each call and runs work.
 	previewer PreviewRunner
-	work      func(ctx context.Context, pr scm.PRRef, t Trigger) error
-	now       func() time.Time
-	metrics   *Metrics
+	// approver sets the approval gate; nil leaves it off.
+	approver ApprovalRunner
+	work     func(ctx context.Context, pr scm.PRRef, t Trigger) error
+	now      func() time.Time
+	metrics  *Metrics
 
 	mu    sync.Mutex
 	calls []call
@@ -188,6 +190,7 @@ func (h *harness) build() *Bot {
 		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser},
 		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: h.forge},
 		Previewer: previewer,
+		Approver:  h.approver,
 		Now:       h.now,
 		Metrics:   h.metrics,
 	})

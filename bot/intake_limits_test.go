@@ -339,7 +339,8 @@ func TestReviewDeliveryWithAWrongSignatureIsNotParsed(t *testing.T) {
 }
 
 // TestReviewOnlyJobDoesNotPreview: a job for reviews alone neither reads
-// the pull request nor previews it (the approval job will hook in there).
+// the pull request nor previews it when the approval gate is off
+// (TestReviewJobRunsTheGate has it on).
 func TestReviewOnlyJobDoesNotPreview(t *testing.T) {
 	h := newHarness(t)
 	h.start()

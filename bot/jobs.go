@@ -292,19 +292,35 @@ func (b *Bot) execute(ctx context.Context, j *job) error {
 		}
 		j.help = nil // answered; a rate-limit retry must not answer twice
 	}
+	var pr *scm.PullRequest
 	if j.preview != nil {
-		if err := b.preview(ctx, forge, j.pr, *j.preview); err != nil {
+		var err error
+		if pr, err = b.preview(ctx, forge, j.pr, *j.preview); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	// The approval job hooks in here: it evaluates the pull request's
-	// review policy and sets the gitops/approval status when j.review is
-	// set (reviews changed) and after a preview (the head or the plan may
-	// have changed), re-reading the head, the reviews (scm.ReviewLister),
-	// team members (scm.TeamReader) and permissions from the forge, never
-	// from the trigger. Until then a review-only job does nothing: a
-	// review changes no plan, so it must not re-preview.
+	// The approval gate: after a preview (the head or the plan may have
+	// changed) and when reviews changed. A review changes no plan, so a
+	// review-only job does not re-preview. The gate re-reads the reviews,
+	// team members and permissions from the forge, never from the trigger.
+	if b.deps.Approver != nil && (j.review != nil || pr != nil) {
+		if err := b.approve(ctx, forge, j.pr, pr); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// approve sets the approval gate of the pull request ref, read now unless
+// the preview just read it as pr.
+func (b *Bot) approve(ctx context.Context, forge scm.Forge, ref scm.PRRef, pr *scm.PullRequest) error {
+	if pr == nil {
+		var err error
+		if pr, err = forge.GetPullRequest(ctx, ref); err != nil {
+			return fmt.Errorf("read pull request %s: %w", ref, err)
+		}
+	}
+	return b.deps.Approver.Approve(ctx, forge, pr)
 }
 
 func isRetryable(err error) bool {
@@ -340,15 +356,17 @@ func (b *Bot) help(ctx context.Context, forge scm.Forge, pr scm.PRRef, t Trigger
 // preview reads the pull request once, now (the delivery's state is never
 // trusted), and hands it to the previewer, which decides the rest (forks
 // included).
-func (b *Bot) preview(ctx context.Context, forge scm.Forge, ref scm.PRRef, t Trigger) error {
+// preview previews the pull request ref, and returns it as read for the
+// preview (nil when the trigger is not allowed to preview).
+func (b *Bot) preview(ctx context.Context, forge scm.Forge, ref scm.PRRef, t Trigger) (*scm.PullRequest, error) {
 	if err := b.authorize(ctx, forge, ref, t); err != nil {
-		return err
+		return nil, err
 	}
 	pr, err := forge.GetPullRequest(ctx, ref)
 	if err != nil {
-		return fmt.Errorf("read pull request %s: %w", ref, err)
+		return nil, fmt.Errorf("read pull request %s: %w", ref, err)
 	}
-	return b.deps.Previewer.Preview(ctx, forge, pr, t)
+	return pr, b.deps.Previewer.Preview(ctx, forge, pr, t)
 }
 
 // retryAfterRateLimit re-queues j once the forge's limit resets, at most

@@ -21,6 +21,13 @@ type planCache struct {
 	max   int
 	hash  map[planKey]string
 	order []planKey // oldest first
+	// touched are the apps a pull request's head touches and the files it
+	// changes, by repository and head (app is empty in the key).
+	touched map[planKey]touchedSet
+}
+
+type touchedSet struct {
+	apps, files []string
 }
 
 // defaultPlanCacheEntries bounds the cache: a hash and its key are about
@@ -31,7 +38,7 @@ func newPlanCache(max int) *planCache {
 	if max <= 0 {
 		max = defaultPlanCacheEntries
 	}
-	return &planCache{max: max, hash: map[planKey]string{}}
+	return &planCache{max: max, hash: map[planKey]string{}, touched: map[planKey]touchedSet{}}
 }
 
 // put records the plan hash of app at sha.
@@ -43,11 +50,38 @@ func (c *planCache) put(repo, sha, app, hash string) {
 		return
 	}
 	c.hash[k] = hash
+	c.remember(k)
+}
+
+// remember keeps k among the newest max keys, forgetting the oldest.
+func (c *planCache) remember(k planKey) {
 	c.order = append(c.order, k)
 	for len(c.order) > c.max {
 		delete(c.hash, c.order[0])
+		delete(c.touched, c.order[0])
 		c.order = c.order[1:]
 	}
+}
+
+// putTouched records the apps the head sha of a pull request touches and
+// the files it changes.
+func (c *planCache) putTouched(repo, sha string, apps, files []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := planKey{repo: repo, sha: sha}
+	if _, ok := c.touched[k]; ok {
+		return
+	}
+	c.touched[k] = touchedSet{apps: apps, files: files}
+	c.remember(k)
+}
+
+// getTouched returns what putTouched recorded.
+func (c *planCache) getTouched(repo, sha string) (apps, files []string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.touched[planKey{repo: repo, sha: sha}]
+	return t.apps, t.files, ok
 }
 
 // get returns the plan hash of app at sha, if known.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -67,6 +68,15 @@ type Previewer struct {
 
 	plansOnce sync.Once
 	plans     *planCache
+	// now is the clock of deploy windows (default time.Now).
+	now func() time.Time
+}
+
+func (p *Previewer) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
 }
 
 // planCache is the plan hashes of the apps previewed, by commit.
@@ -162,6 +172,11 @@ func (p *Previewer) status(ctx context.Context, forge scm.StatusSetter, pr *scm.
 	if name == "" {
 		name = PreviewContext
 	}
+	return p.setStatus(ctx, forge, pr, name, state, desc)
+}
+
+// setStatus sets the commit status name of pr's head.
+func (p *Previewer) setStatus(ctx context.Context, forge scm.StatusSetter, pr *scm.PullRequest, name string, state scm.StatusState, desc string) error {
 	err := forge.SetStatus(ctx, pr.Ref.Repo, scm.Status{SHA: pr.HeadSHA, Context: name, State: state, Description: desc})
 	if err != nil {
 		return fmt.Errorf("set status %s on %s: %w", name, pr.Ref, err)
@@ -189,20 +204,11 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	if tree.loadErr != nil {
 		return []report.AppPreview{{App: config.FileName, Err: tree.loadErr}}, "", nil
 	}
-	head, e := tree.repo, tree.engine
-	// Render every local app once: its files tell whether it is touched.
-	rendered := p.renderLocal(ctx, pr, pr.HeadSHA, tree)
-	files := map[string][]string{}
-	for name, r := range rendered {
-		if r.Err == nil {
-			files[name] = r.Result.Files
-		}
-	}
-	changed, err := forge.ChangedFiles(ctx, pr.Ref)
+	e := tree.engine
+	rendered, touched, _, err := p.touchedApps(ctx, forge, pr, base, tree)
 	if err != nil {
-		return nil, "", fmt.Errorf("list the files %s changes: %w", pr.Ref, err)
+		return nil, "", err
 	}
-	touched := Touched(base, head, changed, files)
 
 	var baseRepo *config.Repository
 	if pr.Fork {
@@ -216,12 +222,6 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 		ap := report.AppPreview{App: app.Name, Cluster: p.clusterOf(app)}
 		remote := app.Helm != nil && app.Helm.Remote()
 		r := rendered[app.Name]
-		if r == nil && !remote {
-			// An app with a Git source: fetched now that it is touched.
-			one, _ := head.App(app.Name)
-			r, _ = e.RenderOne(ctx, engine.AppUnit(head, one, engine.Namespace(one, "", "")))
-			p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, []engine.Rendered{*r})
-		}
 		switch {
 		case remote:
 			ap.Note = "not previewed: its chart comes from a chart repository or registry, which the bot does not fetch for pull requests"
@@ -325,6 +325,40 @@ func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha st
 		out[results[i].App.Name] = &results[i]
 	}
 	return out
+}
+
+// touchedApps renders the apps of tree (pr's head): every local app once,
+// since its files tell whether the change touches it, then the touched apps
+// with a Git source, fetched now that they are needed. It returns the
+// renders by app (none for a remote chart), the touched apps, and the
+// files the change touches; their names and plan hashes are recorded for
+// the approval gate.
+func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr *scm.PullRequest, base *config.Repository, tree *prTree) (map[string]*engine.Rendered, []config.App, []string, error) {
+	rendered := p.renderLocal(ctx, pr, pr.HeadSHA, tree)
+	files := map[string][]string{}
+	for name, r := range rendered {
+		if r.Err == nil {
+			files[name] = r.Result.Files
+		}
+	}
+	changed, err := forge.ChangedFiles(ctx, pr.Ref)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list the files %s changes: %w", pr.Ref, err)
+	}
+	touched := Touched(base, tree.repo, changed, files)
+	names := make([]string, 0, len(touched))
+	for _, app := range touched {
+		names = append(names, app.Name)
+		if rendered[app.Name] != nil || (app.Helm != nil && app.Helm.Remote()) {
+			continue
+		}
+		one, _ := tree.repo.App(app.Name)
+		r, _ := tree.engine.RenderOne(ctx, engine.AppUnit(tree.repo, one, engine.Namespace(one, "", "")))
+		p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, []engine.Rendered{*r})
+		rendered[app.Name] = r
+	}
+	p.planCache().putTouched(pr.Ref.Repo.String(), pr.HeadSHA, names, changed)
+	return rendered, touched, changed, nil
 }
 
 // loadHead reads the pull request's gitops.yaml from its checkout. Errors

@@ -44,10 +44,17 @@ func configMap(name, value string) string {
 
 func newPreviewSetup(t *testing.T) *previewSetup {
 	t.Helper()
+	return newPreviewSetupWith(t, "")
+}
+
+// newPreviewSetupWith is newPreviewSetup with extra appended to the base's
+// gitops.yaml (such as approval policies).
+func newPreviewSetupWith(t *testing.T, extra string) *previewSetup {
+	t.Helper()
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	ns := env.Namespace(t)
 	repo := gittest.NewRepo(t, map[string]string{
-		"gitops.yaml":          gitopsYAML(ns, ""),
+		"gitops.yaml":          gitopsYAML(ns, extra),
 		"apps/web/config.yaml": configMap("web", "one"),
 		"apps/api/config.yaml": configMap("api", "one"),
 	})

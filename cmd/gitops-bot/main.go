@@ -121,6 +121,7 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 		}
 		deps.Forges[scm.GitLab], deps.Parsers[scm.GitLab] = forges, parser
 	}
-	deps.Previewer = bot.NewPreviewer(*cfg)
+	previewer := bot.NewPreviewer(*cfg)
+	deps.Previewer, deps.Approver = previewer, previewer
 	return deps, nil
 }

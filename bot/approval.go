@@ -1,0 +1,277 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kubectl-gitops/kubectl-gitops/approvals"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// ApprovalContext is the commit status context of the approval gate, which
+// branch protection (GitHub) or an external status check (GitLab) can
+// require before a merge.
+const ApprovalContext = "gitops/approval"
+
+// DefaultPolicy is the name of the base's approval policy for apps that
+// name none, and for apps a pull request adds.
+const DefaultPolicy = "default"
+
+// maxReviewedCommits bounds how many older commits of a pull request one
+// approval check renders to learn the plan their approvals saw (after a
+// restart, before any preview recorded them).
+const maxReviewedCommits = 4
+
+// ApprovalForge is what the approval gate reads and writes on a forge.
+type ApprovalForge interface {
+	PreviewForge
+	scm.ReviewLister
+	scm.PermissionChecker
+	scm.TeamReader
+}
+
+// ApprovalRunner sets the approval gate of pull requests.
+type ApprovalRunner interface {
+	Approve(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest) error
+}
+
+var _ ApprovalRunner = (*Previewer)(nil)
+
+// Approve sets the gitops/approval status of pr's head: success when the
+// reviews satisfy the base's approval policy of every app the change
+// touches, failure when they cannot, pending otherwise, with the reasons.
+// Everything is read from the forge now (the head, reviews, permissions,
+// team members, the base's gitops.yaml and CODEOWNERS), never from a
+// webhook. An approval counts under the policy's staleness: on its own
+// commit, or (the default) on any commit whose plan hash equals the
+// head's.
+func (p *Previewer) Approve(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest) error {
+	if pr.State != "open" {
+		return nil
+	}
+	state, desc, err := p.approval(ctx, forge, pr)
+	if err != nil {
+		_ = p.setStatus(ctx, forge, pr, ApprovalContext, scm.StatusError, "the approval check failed; it will be retried")
+		return err
+	}
+	return p.setStatus(ctx, forge, pr, ApprovalContext, state, desc)
+}
+
+// approval decides the state and description of the gate.
+func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest) (scm.StatusState, string, error) {
+	if pr.Fork && !p.AllowForks {
+		return scm.StatusFailure, "pull requests from forks are not previewed, so they cannot be approved for sync", nil
+	}
+	base, note, err := baseConfig(ctx, forge, pr)
+	if base == nil {
+		if err != nil {
+			return "", "", err
+		}
+		if strings.Contains(note, "invalid") {
+			return scm.StatusFailure, note, nil
+		}
+		return scm.StatusSuccess, note, nil
+	}
+	repo := pr.Ref.Repo.String()
+	apps, changed, ok := p.planCache().getTouched(repo, pr.HeadSHA)
+	if !ok {
+		if apps, changed, err = p.renderHead(ctx, forge, pr, base); err != nil {
+			return "", "", err
+		}
+	}
+	if len(apps) == 0 {
+		return scm.StatusSuccess, "no app touched", nil
+	}
+	reviews, err := forge.ListReviews(ctx, pr.Ref)
+	if err != nil {
+		return "", "", fmt.Errorf("list the reviews of %s: %w", pr.Ref, err)
+	}
+	bot, err := forge.BotLogin(ctx)
+	if err != nil {
+		return "", "", fmt.Errorf("read the bot's identity: %w", err)
+	}
+	owners, err := codeowners(ctx, forge, pr)
+	if err != nil {
+		return "", "", err
+	}
+	if err := p.planReviewedCommits(ctx, forge, pr, base, reviews, apps); err != nil {
+		return "", "", err
+	}
+	now := p.clock()
+	checks := make([]approvals.Check, 0, len(apps))
+	for _, name := range apps {
+		head, ok := p.planCache().get(repo, pr.HeadSHA, name)
+		if !ok {
+			// The head does not render: nothing can be approved.
+			return scm.StatusFailure, fmt.Sprintf("app %s does not render at this head; fix it first", name), nil
+		}
+		f := approvals.Facts{
+			Now: now, Author: pr.Author, Bots: []string{bot},
+			HeadSHA: pr.HeadSHA, PlanHash: head,
+			ChangedFiles: changed, Codeowners: owners,
+		}
+		for _, r := range reviews {
+			plan, _ := p.planCache().get(repo, r.CommitSHA, name)
+			f.Reviews = append(f.Reviews, approvals.Review{User: r.Author, State: approvals.ReviewState(r.State), SHA: r.CommitSHA, PlanHash: plan, At: r.SubmittedAt})
+		}
+		policy, err := policyFor(base, name)
+		if err != nil {
+			return scm.StatusFailure, fmt.Sprintf("the base's %s: %v", config.FileName, err), nil
+		}
+		if err := lookUp(ctx, forge, pr.Ref.Repo, policy, &f); err != nil {
+			return "", "", err
+		}
+		checks = append(checks, approvals.Check{App: name, Policy: policy, Facts: f})
+	}
+	d := approvals.EvaluateAll(checks)
+	switch d.ApprovalState() {
+	case approvals.StateSuccess:
+		return scm.StatusSuccess, approvedText(d), nil
+	case approvals.StateFailure:
+		return scm.StatusFailure, strings.Join(d.ApprovalReasons, "; "), nil
+	}
+	return scm.StatusPending, strings.Join(d.ApprovalReasons, "; "), nil
+}
+
+// renderHead renders pr's head to learn the apps it touches and their
+// plans, as a preview does, when no preview of this head has.
+func (p *Previewer) renderHead(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest, base *config.Repository) ([]string, []string, error) {
+	tree, err := p.checkout(ctx, forge, pr, base, pr.HeadSHA)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tree.remove()
+	if tree.loadErr != nil {
+		return nil, nil, nil
+	}
+	_, touched, changed, err := p.touchedApps(ctx, forge, pr, base, tree)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(touched))
+	for _, app := range touched {
+		names = append(names, app.Name)
+	}
+	return names, changed, nil
+}
+
+// planReviewedCommits renders the commits that approvals were given on
+// whose plans are not known yet (the newest maxReviewedCommits), so that an
+// approval of an unchanged plan keeps counting after a restart.
+func (p *Previewer) planReviewedCommits(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest, base *config.Repository, reviews []scm.Review, apps []string) error {
+	repo := pr.Ref.Repo.String()
+	var shas []string
+	for i := len(reviews) - 1; i >= 0 && len(shas) < maxReviewedCommits; i-- {
+		sha := reviews[i].CommitSHA
+		if reviews[i].State != scm.ReviewApproved || sha == "" || sha == pr.HeadSHA || slices.Contains(shas, sha) {
+			continue
+		}
+		for _, app := range apps {
+			if _, ok := p.planCache().get(repo, sha, app); !ok {
+				shas = append(shas, sha)
+				break
+			}
+		}
+	}
+	for _, sha := range shas {
+		tree, err := p.checkout(ctx, forge, pr, base, sha)
+		if err != nil {
+			return err
+		}
+		if tree.loadErr == nil {
+			p.renderLocal(ctx, pr, sha, tree)
+		}
+		tree.remove()
+	}
+	return nil
+}
+
+// policyFor is the base's approval policy of app: the one it names, else
+// the policy named DefaultPolicy (also for an app the base does not have),
+// else none (no approval needed; a changes request still blocks).
+func policyFor(base *config.Repository, app string) (approvals.Policy, error) {
+	name := DefaultPolicy
+	if a, ok := base.App(app); ok && a.Approval != "" {
+		name = a.Approval
+	}
+	pol, ok := base.Approval(name)
+	if !ok {
+		return approvals.Policy{}, nil
+	}
+	return pol.Policy()
+}
+
+// lookUp reads from the forge the facts the policy needs: who of the
+// reviewers and required users may push, and the members of its teams and
+// of the code owners' teams.
+func lookUp(ctx context.Context, forge ApprovalForge, repo scm.RepoRef, policy approvals.Policy, f *approvals.Facts) error {
+	needs := approvals.Needs(policy, *f)
+	f.CanWrite = map[string]bool{}
+	for _, user := range needs.Users {
+		perm, err := forge.Permission(ctx, repo, user)
+		if err != nil && !errors.Is(err, scm.ErrNotFound) {
+			return fmt.Errorf("read %s's permission on %s: %w", user, repo, err)
+		}
+		f.CanWrite[user] = err == nil && perm.CanWrite()
+	}
+	f.Teams = map[string][]string{}
+	for _, team := range needs.Teams {
+		members, err := forge.TeamMembers(ctx, repo, team)
+		if errors.Is(err, scm.ErrNotFound) {
+			continue // a user, or no such team: nobody's membership
+		}
+		if err != nil {
+			return fmt.Errorf("read the members of %s: %w", team, err)
+		}
+		f.Teams[team] = members
+	}
+	return nil
+}
+
+// codeownersPaths are where GitHub and GitLab look for CODEOWNERS, in
+// their order.
+var codeownersPaths = map[scm.Kind][]string{
+	scm.GitHub: {".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"},
+	scm.GitLab: {"CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS"},
+}
+
+// codeowners reads the base's CODEOWNERS, nil when it has none. Like the
+// policy, it comes from the base: a pull request cannot name its own
+// owners.
+func codeowners(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*approvals.Codeowners, error) {
+	syntax := approvals.GitHub
+	if pr.Ref.Repo.Kind == scm.GitLab {
+		syntax = approvals.GitLab
+	}
+	for _, path := range codeownersPaths[pr.Ref.Repo.Kind] {
+		data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, path)
+		if errors.Is(err, scm.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s at the base %s: %w", path, pr.BaseSHA, err)
+		}
+		owners, err := approvals.ParseCodeowners(string(data), syntax)
+		if err != nil {
+			return nil, fmt.Errorf("the base's %s: %w", path, err)
+		}
+		return owners, nil
+	}
+	return nil, nil
+}
+
+// approvedText describes a satisfied gate.
+func approvedText(d approvals.Decision) string {
+	if len(d.Approvers) == 0 {
+		return "no approval needed"
+	}
+	names := make([]string, len(d.Approvers))
+	for i, a := range d.Approvers {
+		names[i] = "@" + a
+	}
+	return "approved by " + strings.Join(names, ", ")
+}
