@@ -177,12 +177,19 @@ func deliver(t *testing.T, addr, id string, body []byte) int {
 // deliverAnswer is deliver, and the intake's answer (accepted, duplicate…).
 func deliverAnswer(t *testing.T, addr, id string, body []byte) (int, string) {
 	t.Helper()
+	return deliverEvent(t, addr, "pull_request", id, body)
+}
+
+// deliverEvent sends a signed delivery of a GitHub event and returns the
+// status and the intake's answer.
+func deliverEvent(t *testing.T, addr, event, id string, body []byte) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/github", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "pull_request")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", id)
 	req.Header.Set("X-Hub-Signature-256", githubfake.Sign([]byte(webhookSecret), body))
 	resp, err := http.DefaultClient.Do(req)
@@ -222,22 +229,30 @@ func waitComment(t *testing.T, fake *githubfake.Server, ok func(githubfake.Comme
 
 func waitStatus(t *testing.T, fake *githubfake.Server, sha, state string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	waitContext(t, fake, sha, "gitops/preview", state, "")
+}
+
+// waitContext waits until the newest status named context on sha is in
+// state with a description containing desc, and returns it.
+func waitContext(t *testing.T, fake *githubfake.Server, sha, context, state, desc string) githubfake.Status {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last githubfake.Status
 	for time.Now().Before(deadline) {
-		var last string
 		fake.Update("acme/shop", func(r *githubfake.Repo) {
 			for _, st := range r.Statuses {
-				if st.SHA == sha && st.Context == "gitops/preview" {
-					last = st.State
+				if st.SHA == sha && st.Context == context {
+					last = st
 				}
 			}
 		})
-		if last == state {
-			return
+		if last.State == state && strings.Contains(last.Description, desc) {
+			return last
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Errorf("status gitops/preview of %s never became %s", sha, state)
+	t.Errorf("status %s of %s never became %s with %q; last %s %q", context, sha, state, desc, last.State, last.Description)
+	return last
 }
 
 func configMap(name, value string) string {
