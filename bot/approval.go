@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/approvals"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
@@ -66,15 +67,14 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 	if pr.Fork && !p.AllowForks {
 		return scm.StatusFailure, "pull requests from forks are not previewed, so they cannot be approved for sync", nil
 	}
-	base, note, err := baseConfig(ctx, forge, pr)
-	if base == nil {
-		if err != nil {
-			return "", "", err
-		}
-		if strings.Contains(note, "invalid") {
-			return scm.StatusFailure, note, nil
-		}
-		return scm.StatusSuccess, note, nil
+	base, problem, err := baseConfig(ctx, forge, pr)
+	switch {
+	case err != nil:
+		return "", "", err
+	case problem != nil && problem.invalid:
+		return scm.StatusFailure, problem.note, nil
+	case problem != nil:
+		return scm.StatusSuccess, problem.note, nil
 	}
 	repo := pr.Ref.Repo.String()
 	apps, changed, ok := p.planCache().getTouched(repo, pr.HeadSHA)
@@ -94,16 +94,31 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 	if err != nil {
 		return "", "", fmt.Errorf("read the bot's identity: %w", err)
 	}
-	owners, err := codeowners(ctx, forge, pr)
-	if err != nil {
-		return "", "", err
+	policies := make([]approvals.Policy, len(apps))
+	needOwners, needPlans := false, false
+	for i, name := range apps {
+		if policies[i], err = policyFor(base, name); err != nil {
+			return scm.StatusFailure, fmt.Sprintf("the base's %s: %v", config.FileName, err), nil
+		}
+		needOwners = needOwners || policies[i].Codeowners
+		needPlans = needPlans || policies[i].DismissStale != approvals.StaleCommit
 	}
-	if err := p.planReviewedCommits(ctx, forge, pr, base, reviews, apps); err != nil {
-		return "", "", err
+	// CODEOWNERS and the plans of older commits are read only when a
+	// policy asks for them.
+	var owners *approvals.Codeowners
+	if needOwners {
+		if owners, err = codeowners(ctx, forge, pr); err != nil {
+			return "", "", err
+		}
 	}
-	now := p.clock()
+	if needPlans {
+		if err := p.planReviewedCommits(ctx, forge, pr, base, reviews, apps); err != nil {
+			return "", "", err
+		}
+	}
+	now := time.Now()
 	checks := make([]approvals.Check, 0, len(apps))
-	for _, name := range apps {
+	for i, name := range apps {
 		head, ok := p.planCache().get(repo, pr.HeadSHA, name)
 		if !ok {
 			// The head does not render: nothing can be approved.
@@ -118,14 +133,10 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 			plan, _ := p.planCache().get(repo, r.CommitSHA, name)
 			f.Reviews = append(f.Reviews, approvals.Review{User: r.Author, State: approvals.ReviewState(r.State), SHA: r.CommitSHA, PlanHash: plan, At: r.SubmittedAt})
 		}
-		policy, err := policyFor(base, name)
-		if err != nil {
-			return scm.StatusFailure, fmt.Sprintf("the base's %s: %v", config.FileName, err), nil
-		}
-		if err := lookUp(ctx, forge, pr.Ref.Repo, policy, &f); err != nil {
+		if err := lookUp(ctx, forge, pr.Ref.Repo, policies[i], &f); err != nil {
 			return "", "", err
 		}
-		checks = append(checks, approvals.Check{App: name, Policy: policy, Facts: f})
+		checks = append(checks, approvals.Check{App: name, Policy: policies[i], Facts: f})
 	}
 	d := approvals.EvaluateAll(checks)
 	switch d.ApprovalState() {
@@ -148,15 +159,8 @@ func (p *Previewer) renderHead(ctx context.Context, forge ApprovalForge, pr *scm
 	if tree.loadErr != nil {
 		return nil, nil, nil
 	}
-	_, touched, changed, err := p.touchedApps(ctx, forge, pr, base, tree)
-	if err != nil {
-		return nil, nil, err
-	}
-	names := make([]string, 0, len(touched))
-	for _, app := range touched {
-		names = append(names, app.Name)
-	}
-	return names, changed, nil
+	_, _, set, err := p.touchedApps(ctx, forge, pr, base, tree)
+	return set.apps, set.files, err
 }
 
 // planReviewedCommits renders the commits that approvals were given on

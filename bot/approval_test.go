@@ -66,6 +66,11 @@ func TestApprovalGate(t *testing.T) {
 
 	s.review("alice", scm.ReviewApproved, head)
 	wantStatus(t, "a writer's approval", s.approve(t), scm.StatusSuccess, "approved by @alice")
+	for _, c := range s.forge.Calls("ReadFile") {
+		if strings.Contains(c.Arg, "CODEOWNERS") {
+			t.Errorf("CODEOWNERS was read for a policy without codeowners: %s", c.Arg)
+		}
+	}
 
 	// A README: the plan is the same, the approval keeps counting.
 	s.push(t, map[string]string{"README.md": "docs\n"})

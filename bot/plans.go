@@ -65,14 +65,14 @@ func (c *planCache) remember(k planKey) {
 
 // putTouched records the apps the head sha of a pull request touches and
 // the files it changes.
-func (c *planCache) putTouched(repo, sha string, apps, files []string) {
+func (c *planCache) putTouched(repo, sha string, set touchedSet) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := planKey{repo: repo, sha: sha}
 	if _, ok := c.touched[k]; ok {
 		return
 	}
-	c.touched[k] = touchedSet{apps: apps, files: files}
+	c.touched[k] = set
 	c.remember(k)
 }
 

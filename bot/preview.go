@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -68,15 +67,6 @@ type Previewer struct {
 
 	plansOnce sync.Once
 	plans     *planCache
-	// now is the clock of deploy windows (default time.Now).
-	now func() time.Time
-}
-
-func (p *Previewer) clock() time.Time {
-	if p.now != nil {
-		return p.now()
-	}
-	return time.Now()
 }
 
 // planCache is the plan hashes of the apps previewed, by commit.
@@ -190,9 +180,12 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	if pr.Fork && !p.AllowForks {
 		return nil, "This pull request comes from a fork; previews of forks are off (the bot's allowForks setting).", nil
 	}
-	base, note, err := baseConfig(ctx, forge, pr)
+	base, problem, err := baseConfig(ctx, forge, pr)
 	if base == nil {
-		return nil, note, err
+		if problem != nil {
+			return nil, problem.note, nil
+		}
+		return nil, "", err
 	}
 	tree, err := p.checkout(ctx, forge, pr, base, pr.HeadSHA)
 	if err != nil {
@@ -240,23 +233,29 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	return out, "", nil
 }
 
+// baseProblem says why a pull request's base has no usable gitops.yaml:
+// a note for the reader, and whether the file is there but invalid.
+type baseProblem struct {
+	note    string
+	invalid bool
+}
+
 // baseConfig reads gitops.yaml at the pull request's base: policy comes
 // from the base, and the head may not widen it. Without a usable file it
-// returns nil and a note for the reader (no file, an invalid one); err is
-// for what the job should retry.
-func baseConfig(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*config.Repository, string, error) {
+// returns nil and the problem; err is for what the job should retry.
+func baseConfig(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*config.Repository, *baseProblem, error) {
 	data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, config.FileName)
 	if errors.Is(err, scm.ErrNotFound) {
-		return nil, "The base branch has no " + config.FileName + "; nothing to preview.", nil
+		return nil, &baseProblem{note: "The base branch has no " + config.FileName + "; nothing to preview."}, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
+		return nil, nil, fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
 	}
 	base, err := config.Parse(config.FileName+" (base)", data)
 	if err != nil {
-		return nil, "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), nil
+		return nil, &baseProblem{note: "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), invalid: true}, nil
 	}
-	return base, "", nil
+	return base, nil, nil
 }
 
 // prTree is a commit of a pull request, checked out, with its gitops.yaml
@@ -330,10 +329,10 @@ func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha st
 // touchedApps renders the apps of tree (pr's head): every local app once,
 // since its files tell whether the change touches it, then the touched apps
 // with a Git source, fetched now that they are needed. It returns the
-// renders by app (none for a remote chart), the touched apps, and the
-// files the change touches; their names and plan hashes are recorded for
-// the approval gate.
-func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr *scm.PullRequest, base *config.Repository, tree *prTree) (map[string]*engine.Rendered, []config.App, []string, error) {
+// renders by app (none for a remote chart), the touched apps, and their
+// names with the files the change touches, which are recorded with the
+// plan hashes for the approval gate.
+func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr *scm.PullRequest, base *config.Repository, tree *prTree) (map[string]*engine.Rendered, []config.App, touchedSet, error) {
 	rendered := p.renderLocal(ctx, pr, pr.HeadSHA, tree)
 	files := map[string][]string{}
 	for name, r := range rendered {
@@ -343,7 +342,7 @@ func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr 
 	}
 	changed, err := forge.ChangedFiles(ctx, pr.Ref)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("list the files %s changes: %w", pr.Ref, err)
+		return nil, nil, touchedSet{}, fmt.Errorf("list the files %s changes: %w", pr.Ref, err)
 	}
 	touched := Touched(base, tree.repo, changed, files)
 	names := make([]string, 0, len(touched))
@@ -357,8 +356,9 @@ func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr 
 		p.planCache().record(pr.Ref.Repo.String(), pr.HeadSHA, []engine.Rendered{*r})
 		rendered[app.Name] = r
 	}
-	p.planCache().putTouched(pr.Ref.Repo.String(), pr.HeadSHA, names, changed)
-	return rendered, touched, changed, nil
+	set := touchedSet{apps: names, files: changed}
+	p.planCache().putTouched(pr.Ref.Repo.String(), pr.HeadSHA, set)
+	return rendered, touched, set, nil
 }
 
 // loadHead reads the pull request's gitops.yaml from its checkout. Errors

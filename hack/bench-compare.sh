@@ -54,12 +54,7 @@ log "starting kube-apiserver and etcd"
 kc="$work/kubeconfig"
 "$work/benchdiff" serve -kubeconfig "$kc" > "$work/serve.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 180); do
-  [[ -f "$kc" ]] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.5
-done
-[[ -f "$kc" ]] || { log "the control plane did not start in 90 s"; exit 1; }
+wait_kubeconfig "$kc" "$server_pid" "$work/serve.log"
 
 tree="$work/tree"
 "$work/benchdiff" gen -out "$tree" -namespace "$NS" -n "$N"
@@ -128,8 +123,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 
 median() { # PHASE BUILD COLUMN
-  awk -v p="$1" -v b="$2" -v c="$3" '$1 == p && $2 == b {print $c}' "$work/times" | sort -n |
-    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'
+  awk -v p="$1" -v b="$2" -v c="$3" '$1 == p && $2 == b {print $c}' "$work/times" | median_of
 }
 secs() { awk -v ms="$1" 'BEGIN {printf "%.2f s", ms / 1e3}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

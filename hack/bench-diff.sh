@@ -53,16 +53,7 @@ log "starting kube-apiserver and etcd"
 kc="$work/kubeconfig"
 "$bench" serve -kubeconfig "$kc" > "$work/serve.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 180); do
-  [[ -f "$kc" ]] && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    log "the control plane did not start:"
-    cat "$work/serve.log" >&2
-    exit 1
-  fi
-  sleep 0.5
-done
-[[ -f "$kc" ]] || { log "the control plane did not start in 90 s"; exit 1; }
+wait_kubeconfig "$kc" "$server_pid" "$work/serve.log"
 
 tree="$work/tree"
 log "writing $N ConfigMaps + $N Deployments and applying them"
@@ -134,14 +125,13 @@ measure > "$work/times"
 
 # median TOOL COLUMN prints the median of a column of a tool's runs.
 median() {
-  awk -v t="$1" -v c="$2" '$1 == t {print $c}' "$work/times" | sort -n |
-    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'
+  awk -v t="$1" -v c="$2" '$1 == t {print $c}' "$work/times" | median_of
 }
 declare -A wall cpu
 for t in "${tools[@]}"; do
   wall[$t]="$(median "$t" 2)" cpu[$t]="$(median "$t" 3)"
 done
-loop_ms="$(awk '{print $2}' "$work/raw.loops" | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}')"
+loop_ms="$(awk '{print $2}' "$work/raw.loops" | median_of)"
 
 secs() { awk -v ms="$1" 'BEGIN {printf "%.2f s", ms / 1e3}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

@@ -20,3 +20,28 @@ write_section() {
   cp "$tmp" "$doc"
   rm -f "$tmp"
 }
+
+# median_of prints the median of the integers on its standard input (the
+# mean of the middle two, truncated, for an even count).
+median_of() {
+  sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'
+}
+
+# wait_kubeconfig FILE PID LOG waits up to 90 s for the control plane
+# started as process PID (hack/benchdiff serve) to write its kubeconfig
+# FILE; when the process dies or the time is up it prints LOG and fails.
+wait_kubeconfig() {
+  local file="$1" pid="$2" logfile="$3"
+  for _ in $(seq 180); do
+    [[ -f "$file" ]] && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "the control plane did not start:" >&2
+      cat "$logfile" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "the control plane did not start in 90 s:" >&2
+  cat "$logfile" >&2
+  return 1
+}

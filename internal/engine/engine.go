@@ -75,10 +75,3 @@ func (e *Engine) renderer() Renderer {
 	}
 	return e.Renderer
 }
-
-// sandboxed reports whether renders run in a child process, in which case
-// a Helm app's chart is rendered there before this process loads it.
-func (e *Engine) sandboxed() bool {
-	_, trusted := e.renderer().(Trusted)
-	return !trusted
-}

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -71,10 +72,6 @@ func PlanHash(r *Rendered) (string, error) {
 // writeChunk writes data with its length first, so that no two lists of
 // chunks hash alike by moving bytes between neighbours.
 func writeChunk(h io.Writer, data []byte) {
-	var n [8]byte
-	for i, l := 0, uint64(len(data)); i < 8; i++ {
-		n[i] = byte(l >> (8 * i))
-	}
-	_, _ = h.Write(n[:]) // a hash.Hash never fails to write
+	_, _ = h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(data)))) // a hash.Hash never fails to write
 	_, _ = h.Write(data)
 }
