@@ -61,6 +61,11 @@ type PullRequest struct {
 	// Mergeable is nil while the forge is still computing it.
 	Mergeable *bool
 	UpdatedAt time.Time
+	// MergeCommitSHA is the commit the merge made on the base branch (a
+	// merge, squash or the last rebased commit); empty until merged.
+	MergeCommitSHA string
+	// MergedAt is zero unless State is merged.
+	MergedAt time.Time
 }
 
 // Comment is a comment on a pull request's conversation.
@@ -199,6 +204,61 @@ type TeamReader interface {
 	TeamMembers(ctx context.Context, repo RepoRef, team string) ([]string, error)
 }
 
+// CommitPullRequests finds the pull requests of a commit, for sync on
+// merge: which pull request (if any) a push to the default branch merged.
+type CommitPullRequests interface {
+	// PullRequestsOfCommit returns the pull requests the forge associates
+	// with commit sha (merged as sha, or with sha among their commits), as
+	// the forge reports them now, across all pages. A commit no pull
+	// request brought (a direct push) has none.
+	PullRequestsOfCommit(ctx context.Context, repo RepoRef, sha string) ([]PullRequest, error)
+}
+
+// Branch is a branch and its head commit, with the repository's clone
+// URL to fetch it from.
+type Branch struct {
+	Name     string
+	SHA      string
+	CloneURL string
+}
+
+// BranchReader reads the repository's default branch.
+type BranchReader interface {
+	// DefaultBranch returns the repository's default branch and its head
+	// commit now.
+	DefaultBranch(ctx context.Context, repo RepoRef) (Branch, error)
+}
+
+// DeploymentState is the state of a deployment record.
+type DeploymentState string
+
+const (
+	DeploymentInProgress DeploymentState = "in_progress" // GitLab: running
+	DeploymentSuccess    DeploymentState = "success"
+	DeploymentFailure    DeploymentState = "failure" // GitLab: failed
+)
+
+// Deployment is a record of a sync to an environment: a GitHub deployment
+// with statuses, a GitLab environment's deployment.
+type Deployment struct {
+	// Ref is the branch deployed (GitLab requires one), SHA the commit.
+	Ref string
+	SHA string
+	// Environment is the forge's environment name (the app, or
+	// cluster/app).
+	Environment string
+	Description string
+}
+
+// Deployer records syncs as deployments.
+type Deployer interface {
+	// CreateDeployment records d in progress and returns its id.
+	CreateDeployment(ctx context.Context, repo RepoRef, d Deployment) (int64, error)
+	// SetDeploymentState moves deployment id to state; description is
+	// trimmed to the forge's limit (GitHub 140 characters).
+	SetDeploymentState(ctx context.Context, repo RepoRef, id int64, state DeploymentState, description string) error
+}
+
 // Identity is who the bot is on the forge: its comments are found by this
 // author as well as by their hidden marker.
 type Identity interface {
@@ -223,6 +283,9 @@ type Forge interface {
 	TeamReader
 	Identity
 	CloneCredentials
+	CommitPullRequests
+	BranchReader
+	Deployer
 }
 
 // Forges picks the Forge for a repository; installationID is the GitHub App

@@ -16,7 +16,8 @@ import (
 
 const (
 	perPage = 100
-	// statusDescriptionMax is GitHub's limit on a commit status description.
+	// statusDescriptionMax is GitHub's limit on the description of a
+	// commit status or a deployment status.
 	statusDescriptionMax = 140
 	// commentMax is GitHub's limit on a comment's body.
 	commentMax = 65_536
@@ -202,7 +203,7 @@ func pullRequest(repo scm.RepoRef, p *gh.PullRequest) scm.PullRequest {
 	if repo.ID == 0 {
 		repo.ID = baseRepo.GetID()
 	}
-	return scm.PullRequest{
+	out := scm.PullRequest{
 		Ref:          scm.PRRef{Repo: repo, Number: p.GetNumber()},
 		Title:        p.GetTitle(),
 		Author:       p.GetUser().GetLogin(),
@@ -220,6 +221,13 @@ func pullRequest(repo scm.RepoRef, p *gh.PullRequest) scm.PullRequest {
 		Mergeable: p.Mergeable,
 		UpdatedAt: p.GetUpdatedAt().Time,
 	}
+	// An open pull request's merge_commit_sha is GitHub's test merge, no
+	// commit of the base branch.
+	if state == "merged" {
+		out.MergeCommitSHA = p.GetMergeCommitSHA()
+		out.MergedAt = p.GetMergedAt().Time
+	}
+	return out
 }
 
 func (g *forge) ListOpenPullRequests(ctx context.Context, repo scm.RepoRef) ([]scm.PullRequest, error) {

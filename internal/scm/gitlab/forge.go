@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -223,6 +224,13 @@ func pullRequest(repo scm.RepoRef, mr *gl.BasicMergeRequest) *scm.PullRequest {
 	switch mr.State {
 	case "merged":
 		out.State = "merged"
+		// As GitLab's own merged_commit_sha: the merge commit, else the
+		// squash commit (a fast-forward squash), else the head (a
+		// fast-forward of the rebased commits).
+		out.MergeCommitSHA = cmp.Or(mr.MergeCommitSHA, mr.SquashCommitSHA, mr.SHA)
+		if mr.MergedAt != nil {
+			out.MergedAt = *mr.MergedAt
+		}
 	case "closed":
 		out.State = "closed"
 	default: // opened, locked (a merge in progress)

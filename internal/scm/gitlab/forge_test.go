@@ -388,6 +388,22 @@ func TestErrorsAreNeutral(t *testing.T) {
 			_, err := f.Permission(ctx, r, "dev")
 			return err
 		},
+		"PullRequestsOfCommit": func(f *Forge, r scm.RepoRef) error {
+			_, err := f.PullRequestsOfCommit(ctx, r, "headsha1")
+			return err
+		},
+		"DefaultBranch": func(f *Forge, r scm.RepoRef) error {
+			fx.fake.SetBranch(project, "main", "headsha1")
+			_, err := f.DefaultBranch(ctx, r)
+			return err
+		},
+		"CreateDeployment": func(f *Forge, r scm.RepoRef) error {
+			_, err := f.CreateDeployment(ctx, r, scm.Deployment{Ref: "main", SHA: "a", Environment: "e"})
+			return err
+		},
+		"SetDeploymentState": func(f *Forge, r scm.RepoRef) error {
+			return f.SetDeploymentState(ctx, r, 1, scm.DeploymentSuccess, "")
+		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {

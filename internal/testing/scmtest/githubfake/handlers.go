@@ -2,6 +2,7 @@ package githubfake
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -35,10 +36,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt routers.Router
 	}
 	apiPath := "/" + strings.TrimPrefix(r.URL.Path, BasePath)
 
-	// The description's {path} of the contents API is one segment; a
-	// nested file's path is one parameter with its slashes.
+	// The description's {path} of the contents API and {branch} are one
+	// segment; a nested file's path or a branch named a/b is one parameter
+	// with its slashes.
 	vpath := apiPath
-	if parts := strings.SplitN(apiPath, "/", 6); len(parts) == 6 && parts[1] == "repos" && parts[4] == "contents" {
+	if parts := strings.SplitN(apiPath, "/", 6); len(parts) == 6 && parts[1] == "repos" && (parts[4] == "contents" || parts[4] == "branches") {
 		vpath = strings.Join(parts[:5], "/") + "/" + strings.ReplaceAll(parts[5], "/", "%2F")
 	}
 	vurl, err := url.Parse("https://api.github.com" + vpath)
@@ -102,7 +104,12 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /app/installations/{id}/access_tokens", s.accessToken)
 	mux.HandleFunc("GET /app", s.app)
 	mux.HandleFunc("GET /user", s.user)
+	mux.HandleFunc("GET /repos/{owner}/{repo}", s.getRepo)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/installation", s.repoInstallation)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch...}", s.getBranch)
+	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}/pulls", s.commitPulls)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", s.createDeployment)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", s.createDeploymentStatus)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/issues/{n}/comments", s.listComments)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/issues/{n}/comments", s.createComment)
 	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.editComment)
@@ -245,6 +252,127 @@ func (s *Server) repoInstallation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"id": repo.Installation, "app_id": s.AppID})
 }
 
+func (s *Server) getRepo(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": repo.ID, "name": repo.Name, "full_name": repo.FullName(), "owner": user(repo.Owner),
+		"private": false, "default_branch": repo.DefaultBranch, "clone_url": s.cloneURL(repo.FullName()),
+		"html_url": "https://github.example/" + repo.FullName(),
+	})
+}
+
+func (s *Server) getBranch(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	name := r.PathValue("branch")
+	sha, ok := repo.Branches[name]
+	if !ok {
+		writeError(w, http.StatusNotFound, "Branch not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "commit": map[string]any{"sha": sha}, "protected": false})
+}
+
+func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	// Decoded over GitHub's defaults, which stay where the request is silent.
+	in := struct {
+		Ref                   string   `json:"ref"`
+		Task                  string   `json:"task"`
+		AutoMerge             bool     `json:"auto_merge"`
+		RequiredContexts      []string `json:"required_contexts"`
+		Environment           string   `json:"environment"`
+		Description           string   `json:"description"`
+		TransientEnvironment  bool     `json:"transient_environment"`
+		ProductionEnvironment *bool    `json:"production_environment"`
+	}{Task: "deploy", AutoMerge: true, Environment: "production"}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	d := Deployment{
+		Ref: in.Ref, SHA: in.Ref, Task: in.Task, Environment: in.Environment, Description: in.Description,
+		Creator: s.author(r), AutoMerge: in.AutoMerge, RequiredContexts: in.RequiredContexts,
+		TransientEnvironment: in.TransientEnvironment, ProductionEnvironment: in.Environment == "production",
+		CreatedAt: time.Now(),
+	}
+	if in.ProductionEnvironment != nil {
+		d.ProductionEnvironment = *in.ProductionEnvironment
+	}
+	if sha, ok := repo.Branches[in.Ref]; ok {
+		d.SHA = sha
+	}
+	latest := map[string]string{} // context → state of d.SHA's latest status
+	for _, st := range repo.Statuses {
+		if st.SHA == d.SHA {
+			latest[st.Context] = st.State
+		}
+	}
+	required := d.RequiredContexts
+	if required == nil {
+		required = slices.Sorted(maps.Keys(latest))
+	}
+	for _, c := range required {
+		if latest[c] != "success" {
+			writeError(w, http.StatusConflict, fmt.Sprintf("Conflict: Commit status checks failed for %s: %s is not success.", in.Ref, c))
+			return
+		}
+	}
+	s.nextID++
+	d.ID = s.nextID
+	repo.Deployments = append(repo.Deployments, d)
+	created := d.CreatedAt.UTC().Format(time.RFC3339)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": d.ID, "sha": d.SHA, "ref": d.Ref, "task": d.Task, "payload": map[string]any{},
+		"environment": d.Environment, "original_environment": d.Environment, "description": d.Description,
+		"creator": user(d.Creator), "created_at": created, "updated_at": created,
+		"transient_environment": d.TransientEnvironment, "production_environment": d.ProductionEnvironment,
+	})
+}
+
+func (s *Server) createDeploymentStatus(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	i := slices.IndexFunc(repo.Deployments, func(d Deployment) bool { return d.ID == id })
+	if i < 0 {
+		writeError(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	var in struct {
+		State       string `json:"state"`
+		Description string `json:"description"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	if descriptionTooLong(w, in.Description) {
+		return
+	}
+	s.nextID++
+	st := DeploymentStatus{ID: s.nextID, State: in.State, Description: in.Description}
+	d := &repo.Deployments[i]
+	d.Statuses = append(d.Statuses, st)
+	now := time.Now().UTC().Format(time.RFC3339)
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"id": st.ID, "state": st.State, "description": st.Description, "environment": d.Environment,
+		"creator": user(s.author(r)), "created_at": now, "updated_at": now,
+	})
+}
+
 // page writes items[page] with GitHub's Link header.
 func page[T any](w http.ResponseWriter, r *http.Request, items []T, render func(T) any) {
 	q := r.URL.Query()
@@ -383,14 +511,23 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request) {
 		TargetURL   string `json:"target_url"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
-	if len([]rune(in.Description)) > 140 {
-		writeError(w, http.StatusUnprocessableEntity, "description is too long (maximum is 140 characters)")
+	if descriptionTooLong(w, in.Description) {
 		return
 	}
 	st := Status{SHA: r.PathValue("sha"), State: in.State, Context: in.Context, Description: in.Description, TargetURL: in.TargetURL}
 	repo.Statuses = append(repo.Statuses, st)
 	s.nextID++
 	writeJSON(w, http.StatusCreated, map[string]any{"id": s.nextID, "state": st.State, "context": st.Context, "description": st.Description})
+}
+
+// descriptionTooLong refuses, as GitHub does, a status description (of a
+// commit or a deployment) longer than 140 characters.
+func descriptionTooLong(w http.ResponseWriter, d string) bool {
+	if len([]rune(d)) <= 140 {
+		return false
+	}
+	writeError(w, http.StatusUnprocessableEntity, "description is too long (maximum is 140 characters)")
+	return true
 }
 
 func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
@@ -400,12 +537,19 @@ func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
 		head = map[string]any{"full_name": pr.HeadRepo, "fork": true, "clone_url": s.cloneURL(pr.HeadRepo)}
 	}
 	out := map[string]any{
-		"number": pr.Number, "title": pr.Title, "user": user(pr.Author), "state": pr.State,
+		"number": pr.Number, "title": pr.Title, "user": user(pr.Author), "state": pr.state(),
 		"draft": pr.Draft, "merged": pr.Merged, "mergeable": pr.Mergeable,
+		"merged_at": nil, "merge_commit_sha": nil,
 		"html_url":   fmt.Sprintf("https://github.example/%s/pull/%d", repo.FullName(), pr.Number),
 		"head":       map[string]any{"sha": pr.HeadSHA, "ref": pr.HeadRef, "repo": head},
 		"base":       map[string]any{"sha": pr.BaseSHA, "ref": pr.BaseRef, "repo": base},
 		"updated_at": pr.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+	if pr.Merged {
+		out["merged_at"] = cmp.Or(pr.MergedAt, pr.UpdatedAt).UTC().Format(time.RFC3339)
+	}
+	if pr.MergeCommitSHA != "" {
+		out["merge_commit_sha"] = pr.MergeCommitSHA
 	}
 	return out
 }
@@ -423,7 +567,7 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 	}
 	var prs []*Pull
 	for _, n := range slices.Sorted(maps.Keys(repo.Pulls)) {
-		if pr := repo.Pulls[n]; state == "all" || pr.State == state {
+		if pr := repo.Pulls[n]; state == "all" || pr.state() == state {
 			prs = append(prs, pr)
 		}
 	}
@@ -440,6 +584,24 @@ func (s *Server) getPull(w http.ResponseWriter, r *http.Request) {
 	if pr := s.pull(w, r, repo); pr != nil {
 		writeJSON(w, http.StatusOK, s.pullJSON(repo, pr))
 	}
+}
+
+// commitPulls lists the pull requests associated with a commit (see
+// Pull.hasCommit), by number.
+func (s *Server) commitPulls(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	var prs []*Pull
+	for _, n := range slices.Sorted(maps.Keys(repo.Pulls)) {
+		if pr := repo.Pulls[n]; pr.hasCommit(r.PathValue("sha")) {
+			prs = append(prs, pr)
+		}
+	}
+	page(w, r, prs, func(pr *Pull) any { return s.pullJSON(repo, pr) })
 }
 
 func (s *Server) listReviews(w http.ResponseWriter, r *http.Request) {

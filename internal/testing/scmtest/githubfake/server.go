@@ -1,6 +1,7 @@
 // Package githubfake is an HTTP-level fake of the GitHub REST API for
-// tests: in-memory repositories, pull requests, comments, reviews,
-// statuses, files, permissions, organisation teams and App installations. Every request is
+// tests: in-memory repositories, branches, pull requests, comments,
+// reviews, statuses, deployments, files, permissions, organisation teams
+// and App installations. Every request is
 // validated against GitHub's published OpenAPI description (npm
 // @octokit/openapi, fetched by hack/test-data.sh); a request the
 // description does not allow fails the test. Installation tokens are
@@ -14,6 +15,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -35,12 +37,20 @@ type Repo struct {
 	Permissions map[string]string
 	Pulls       map[int]*Pull
 	Statuses    []Status
+	// DefaultBranch is the default branch's name; AddRepo makes it "main"
+	// when empty.
+	DefaultBranch string
+	// Branches are the heads (name → SHA) of the branches the fake knows;
+	// another branch is 404, as the default branch of an empty repository.
+	Branches    map[string]string
+	Deployments []Deployment
 }
 
 // FullName is owner/name.
 func (r *Repo) FullName() string { return r.Owner + "/" + r.Name }
 
-// Pull is a pull request.
+// Pull is a pull request. A merged one (Merged) is reported closed,
+// whatever State says, merged at MergedAt (UpdatedAt when zero).
 type Pull struct {
 	Number               int
 	Title, Author, State string // State: open, closed
@@ -49,10 +59,30 @@ type Pull struct {
 	HeadSHA, HeadRef     string
 	BaseSHA, BaseRef     string
 	HeadRepo             string // owner/name of a fork; "" for the same repository
+	// MergeCommitSHA is the merge commit, or an open pull request's test
+	// merge commit; "" renders null.
+	MergeCommitSHA string
+	MergedAt       time.Time
+	// Commits are commits the pull request brought besides HeadSHA and
+	// MergeCommitSHA: GET commits/{sha}/pulls lists it for any of them.
+	Commits              []string
 	Comments             []Comment
 	Reviews              []Review
 	Files                []File
 	CreatedAt, UpdatedAt time.Time
+}
+
+// state is the state GitHub reports: a merged pull request is closed.
+func (p *Pull) state() string {
+	if p.Merged {
+		return "closed"
+	}
+	return p.State
+}
+
+// hasCommit reports whether GitHub associates p with commit sha.
+func (p *Pull) hasCommit(sha string) bool {
+	return p.HeadSHA == sha || p.MergeCommitSHA == sha || slices.Contains(p.Commits, sha)
 }
 
 // Comment is an issue comment on a pull request.
@@ -80,6 +110,31 @@ type File struct {
 // Status is a commit status as created.
 type Status struct {
 	SHA, State, Context, Description, TargetURL string
+}
+
+// Deployment is a deployment as created, with the defaults GitHub gives
+// what the request left out, and its statuses oldest first.
+type Deployment struct {
+	ID int64
+	// Ref is as requested; SHA is its commit: the head of a branch in
+	// Repo.Branches, or else Ref itself.
+	Ref, SHA                       string
+	Task, Environment, Description string
+	Creator                        string
+	AutoMerge                      bool
+	// RequiredContexts are the contexts whose latest status on SHA had to
+	// be success (else 409, as GitHub); nil when the request left it out,
+	// which requires every context the commit has a status of.
+	RequiredContexts                            []string
+	TransientEnvironment, ProductionEnvironment bool
+	CreatedAt                                   time.Time
+	Statuses                                    []DeploymentStatus
+}
+
+// DeploymentStatus is a deployment status as created.
+type DeploymentStatus struct {
+	ID                 int64
+	State, Description string
 }
 
 // Response is a canned response Inject makes the fake answer with.
@@ -181,6 +236,12 @@ func (s *Server) AddRepo(r *Repo) {
 	}
 	if r.Pulls == nil {
 		r.Pulls = map[int]*Pull{}
+	}
+	if r.DefaultBranch == "" {
+		r.DefaultBranch = "main"
+	}
+	if r.Branches == nil {
+		r.Branches = map[string]string{}
 	}
 	if r.ID == 0 {
 		s.nextID++

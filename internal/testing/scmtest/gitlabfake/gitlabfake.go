@@ -1,13 +1,14 @@
 // Package gitlabfake is an HTTP-level fake of the parts of the GitLab REST
 // API v4 that internal/scm/gitlab uses: projects (and their approval
-// settings), users, project members, group members, merge requests (notes,
-// approvals, reviewers, diff versions, diffs), raw repository files and
-// commit statuses. State lives in memory. Like GitLab it checks
-// the token (PRIVATE-TOKEN or Authorization: Bearer), paginates with
-// page/per_page and X-Next-Page/X-Total-Pages headers, lists notes newest
-// first unless asked otherwise, and refuses to repeat a commit status
-// transition. It serves under a non-empty base path (/gitlab/api/v4/) so
-// that a client building absolute URLs fails.
+// settings, default branch and branches), users, project members, group
+// members, merge requests (notes, approvals, reviewers, diff versions,
+// diffs, and those of a commit), raw repository files, commit statuses and
+// deployments. State lives in memory. Like GitLab it checks the token
+// (PRIVATE-TOKEN or Authorization: Bearer), paginates with page/per_page
+// and X-Next-Page/X-Total-Pages headers, lists notes newest first unless
+// asked otherwise, and refuses to repeat a commit status or deployment
+// status transition. It serves under a non-empty base path
+// (/gitlab/api/v4/) so that a client building absolute URLs fails.
 package gitlabfake
 
 import (
@@ -71,6 +72,9 @@ type project struct {
 	mrs              map[int64]*mergeRequest
 	files            map[string][]byte // ref + "\x00" + path
 	statuses         []Status
+	defaultBranch    string
+	branches         map[string]string // name → head SHA
+	deployments      []Deployment
 }
 
 type member struct {
@@ -103,6 +107,17 @@ type MergeRequest struct {
 	// DetailedMergeStatus defaults to "mergeable".
 	DetailedMergeStatus string
 	UpdatedAt           time.Time
+	// MergeCommitSHA and SquashCommitSHA are a merged MR's merge and
+	// squash commits (only the squash commit after a fast-forward squash,
+	// neither after a fast-forward of rebased commits).
+	MergeCommitSHA  string
+	SquashCommitSHA string
+	// MergedAt defaults to UpdatedAt when State is merged.
+	MergedAt time.Time
+	// Commits are the MR's commits other than SHA. The MR is one of a
+	// commit's merge requests when the commit is SHA, MergeCommitSHA,
+	// SquashCommitSHA or one of these.
+	Commits []string
 }
 
 // Note is a merge request note.
@@ -152,6 +167,16 @@ type Diff struct {
 // Status is a commit status as posted.
 type Status struct {
 	SHA, Name, State, Description, TargetURL string
+}
+
+// Deployment is a deployment as created and updated through the API.
+type Deployment struct {
+	ID          int64
+	Environment string
+	Ref, SHA    string
+	Tag         bool
+	// Status is running, success, failed or canceled.
+	Status string
 }
 
 // New starts a fake accepting token, closed when t ends.
@@ -208,8 +233,31 @@ func (s *Server) AddProject(path string) int64 {
 	defer s.mu.Unlock()
 	id := s.id()
 	s.projects[id] = &project{id: id, path: path, members: map[int64]member{},
-		mrs: map[int64]*mergeRequest{}, files: map[string][]byte{}, approvalSettings: http.StatusOK}
+		mrs: map[int64]*mergeRequest{}, files: map[string][]byte{}, approvalSettings: http.StatusOK,
+		defaultBranch: "main", branches: map[string]string{}}
 	return id
+}
+
+// SetDefaultBranch sets the project's default branch ("main" until set).
+func (s *Server) SetDefaultBranch(path, branch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).defaultBranch = branch
+}
+
+// SetBranch creates or moves a branch to head sha.
+func (s *Server) SetBranch(path, branch, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mustProject(path).branches[branch] = sha
+}
+
+// Deployments returns the deployments of a project, oldest first, with
+// their current status.
+func (s *Server) Deployments(path string) []Deployment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mustProject(path).deployments)
 }
 
 // SetResetApprovalsOnPush sets the project's "remove all approvals when
@@ -280,6 +328,10 @@ func (s *Server) AddMergeRequest(path string, mr MergeRequest) int64 {
 	if mr.UpdatedAt.IsZero() {
 		mr.UpdatedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	}
+	if mr.State == "merged" && mr.MergedAt.IsZero() {
+		mr.MergedAt = mr.UpdatedAt
+	}
+	mr.Commits = slices.Clone(mr.Commits)
 	s.addUser(mr.Author)
 	p.mrs[mr.IID] = &mergeRequest{MergeRequest: mr}
 	return mr.IID
@@ -531,7 +583,7 @@ func (s *Server) user(name string) map[string]any {
 func (s *Server) projectJSON(p *project) map[string]any {
 	host := strings.TrimSuffix(s.URL, strings.TrimSuffix(BasePath, "/"))
 	return map[string]any{
-		"id": p.id, "path_with_namespace": p.path,
+		"id": p.id, "path_with_namespace": p.path, "default_branch": p.defaultBranch,
 		"http_url_to_repo": host + "/gitlab/" + p.path + ".git",
 		"web_url":          host + "/gitlab/" + p.path,
 	}
@@ -616,19 +668,77 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, p *project
 		_, _ = w.Write(b)
 	case get && match(seg, "merge_requests"):
 		state := r.URL.Query().Get("state")
-		var iids []int64
-		for iid, mr := range p.mrs {
-			if state == "" || state == "all" || mr.State == state {
-				iids = append(iids, iid)
+		s.paginate(w, r, s.mrsJSON(p, func(mr *mergeRequest) bool {
+			return state == "" || state == "all" || mr.State == state
+		}))
+	case get && match(seg, "repository", "commits", "*", "merge_requests"):
+		// Every commit exists: one no MR brought has none.
+		sha := seg[2]
+		s.paginate(w, r, s.mrsJSON(p, func(mr *mergeRequest) bool {
+			return slices.Contains(mr.Commits, sha) ||
+				slices.Contains([]string{mr.SHA, mr.MergeCommitSHA, mr.SquashCommitSHA}, sha)
+		}))
+	case get && match(seg, "repository", "branches", "*"):
+		sha, ok := p.branches[seg[2]]
+		if !ok {
+			message(w, http.StatusNotFound, "404 Branch Not Found")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"name": seg[2], "default": seg[2] == p.defaultBranch,
+			"merged": false, "protected": false, "can_push": true,
+			"commit": map[string]any{"id": sha, "short_id": sha[:min(8, len(sha))]}})
+	case post && match(seg, "deployments"):
+		var in struct {
+			Environment, Ref, SHA, Status string
+			Tag                           *bool
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		for _, f := range []struct {
+			name    string
+			missing bool
+		}{{"environment", in.Environment == ""}, {"ref", in.Ref == ""}, {"sha", in.SHA == ""},
+			{"tag", in.Tag == nil}, {"status", in.Status == ""}} {
+			if f.missing {
+				message(w, http.StatusBadRequest, f.name+" is missing")
+				return
 			}
 		}
-		slices.Sort(iids)
-		slices.Reverse(iids) // GitLab: created_at desc
-		out := make([]any, 0, len(iids))
-		for _, iid := range iids {
-			out = append(out, s.mrJSON(p, p.mrs[iid]))
+		if !slices.Contains(deploymentStatuses, in.Status) {
+			message(w, http.StatusBadRequest, "status does not have a valid value")
+			return
 		}
-		s.paginate(w, r, out)
+		d := Deployment{ID: s.id(), Environment: in.Environment, Ref: in.Ref, SHA: in.SHA, Tag: *in.Tag, Status: in.Status}
+		p.deployments = append(p.deployments, d)
+		writeJSON(w, 201, deploymentJSON(d))
+	case (get || put) && match(seg, "deployments", "*"):
+		id, _ := strconv.ParseInt(seg[1], 10, 64)
+		i := slices.IndexFunc(p.deployments, func(d Deployment) bool { return d.ID == id })
+		if i < 0 {
+			message(w, http.StatusNotFound, "404 Not found")
+			return
+		}
+		d := &p.deployments[i]
+		if put {
+			var in struct{ Status string }
+			if !decode(w, r, &in) {
+				return
+			}
+			if !slices.Contains(deploymentStatuses, in.Status) {
+				message(w, http.StatusBadRequest, "status does not have a valid value")
+				return
+			}
+			// GitLab's state machine: running only from created, any
+			// other status from any but itself.
+			if in.Status == d.Status || in.Status == "running" && d.Status != "created" {
+				writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{
+					"status": []string{fmt.Sprintf("cannot transition status to %q", in.Status)}}})
+				return
+			}
+			d.Status = in.Status
+		}
+		writeJSON(w, 200, deploymentJSON(*d))
 	case len(seg) >= 2 && seg[0] == "merge_requests":
 		iid, _ := strconv.ParseInt(seg[1], 10, 64)
 		mr := p.mrs[iid]
@@ -730,8 +840,30 @@ func (s *Server) serveMR(w http.ResponseWriter, r *http.Request, p *project, mr 
 	}
 }
 
+// mrsJSON lists the project's MRs that keep holds, newest first as GitLab
+// does (created_at desc).
+func (s *Server) mrsJSON(p *project, keep func(*mergeRequest) bool) []any {
+	var iids []int64
+	for iid, mr := range p.mrs {
+		if keep(mr) {
+			iids = append(iids, iid)
+		}
+	}
+	slices.Sort(iids)
+	slices.Reverse(iids)
+	out := make([]any, 0, len(iids))
+	for _, iid := range iids {
+		out = append(out, s.mrJSON(p, p.mrs[iid]))
+	}
+	return out
+}
+
 func (s *Server) mrJSON(p *project, mr *mergeRequest) map[string]any {
 	web := s.projectJSON(p)["web_url"].(string)
+	var mergedAt any
+	if !mr.MergedAt.IsZero() {
+		mergedAt = mr.MergedAt.Format(time.RFC3339Nano)
+	}
 	return map[string]any{
 		"id": mr.IID + 5000, "iid": mr.IID, "project_id": p.id, "title": mr.Title,
 		"state": mr.State, "draft": mr.Draft, "author": s.user(mr.Author),
@@ -742,7 +874,27 @@ func (s *Server) mrJSON(p *project, mr *mergeRequest) map[string]any {
 		"updated_at":            mr.UpdatedAt.Format(time.RFC3339Nano),
 		"web_url":               fmt.Sprintf("%s/-/merge_requests/%d", web, mr.IID),
 		"diff_refs":             map[string]any{"base_sha": mr.BaseSHA, "head_sha": mr.SHA, "start_sha": mr.BaseSHA},
+		"merge_commit_sha":      nullable(mr.MergeCommitSHA),
+		"squash_commit_sha":     nullable(mr.SquashCommitSHA),
+		"squash":                mr.SquashCommitSHA != "",
+		"merged_at":             mergedAt,
 	}
+}
+
+// nullable is v, or JSON null when empty, as GitLab sends unset SHAs.
+func nullable(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
+}
+
+// deploymentStatuses are the statuses the deployments API takes.
+var deploymentStatuses = []string{"running", "success", "failed", "canceled"}
+
+func deploymentJSON(d Deployment) map[string]any {
+	return map[string]any{"id": d.ID, "iid": d.ID, "ref": d.Ref, "sha": d.SHA, "status": d.Status,
+		"environment": map[string]any{"name": d.Environment}, "deployable": nil}
 }
 
 func (s *Server) noteJSON(n Note) map[string]any {

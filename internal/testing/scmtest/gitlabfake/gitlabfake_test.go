@@ -122,3 +122,33 @@ func TestGroupsReviewersAndApprovalSettings(t *testing.T) {
 		t.Fatalf("hidden approval settings: %d, want 403", resp.StatusCode)
 	}
 }
+
+func TestDeploymentsAndCommitMergeRequests(t *testing.T) {
+	s := New(t, "tok")
+	s.AddProject("g/p")
+	s.AddMergeRequest("g/p", MergeRequest{Author: "a", SHA: "h", Commits: []string{"c"}})
+	_, out := getJSON(t, s, "projects/g%2Fp/repository/commits/c/merge_requests")
+	if mrs, ok := out.([]any); !ok || len(mrs) != 1 || mrs[0].(map[string]any)["merge_commit_sha"] != nil ||
+		mrs[0].(map[string]any)["merged_at"] != nil {
+		t.Fatalf("an open MR of a commit: %v", out)
+	}
+	for body, want := range map[string]int{
+		`{"environment":"e","ref":"main","sha":"h","status":"running"}`:             http.StatusBadRequest, // no tag
+		`{"environment":"e","ref":"main","sha":"h","tag":false,"status":"waiting"}`: http.StatusBadRequest,
+		`{"environment":"e","ref":"main","sha":"h","tag":false,"status":"running"}`: http.StatusCreated,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/projects/g%2Fp/deployments", strings.NewReader(body))
+		req.Header = http.Header{"Private-Token": {"tok"}, "Content-Type": {"application/json"}}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+	if ds := s.Deployments("g/p"); len(ds) != 1 || ds[0].Status != "running" || ds[0].Ref != "main" {
+		t.Fatalf("deployments: %+v", ds)
+	}
+}

@@ -68,9 +68,26 @@ type Forge struct {
 	statuses []scm.Status
 	perms    map[string]scm.Permission
 	reviews  map[prKey][]scm.Review
-	teams    map[string][]string // "org/team" in lower case → members
-	gitDirs  map[string]string   // repository full name → Git repository
+	teams    map[string][]string   // "org/team" in lower case → members
+	gitDirs  map[string]string     // repository full name → Git repository
+	branches map[string]scm.Branch // repository full name → default branch
+	deploys  []Deployment
 	calls    []Call
+}
+
+// Deployment is a deployment the bot recorded, with every state it was
+// moved to, in order.
+type Deployment struct {
+	ID   int64
+	Repo string
+	scm.Deployment
+	States []DeploymentState
+}
+
+// DeploymentState is one state a deployment was moved to.
+type DeploymentState struct {
+	State       scm.DeploymentState
+	Description string
 }
 
 // prKey names a pull request whatever else its ref carries (a project id
@@ -99,7 +116,27 @@ func New() *Forge {
 		reviews:    map[prKey][]scm.Review{},
 		teams:      map[string][]string{},
 		gitDirs:    map[string]string{},
+		branches:   map[string]scm.Branch{},
 	}
+}
+
+// SetDefaultBranch sets repo's default branch and its head.
+func (f *Forge) SetDefaultBranch(repo scm.RepoRef, b scm.Branch) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.branches[repo.FullName] = b
+}
+
+// Deployments returns the deployments recorded so far, oldest first.
+func (f *Forge) Deployments() []Deployment {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Deployment, len(f.deploys))
+	for i, d := range f.deploys {
+		d.States = append([]DeploymentState(nil), d.States...)
+		out[i] = d
+	}
+	return out
 }
 
 // AddPull adds a pull request; an empty State is "open".
@@ -385,6 +422,65 @@ func (f *Forge) Permission(_ context.Context, repo scm.RepoRef, user string) (sc
 }
 
 func (f *Forge) BotLogin(context.Context) (string, error) { return f.Login, nil }
+
+// PullRequestsOfCommit returns the pull requests merged as sha or whose
+// head is sha, in the order they were added.
+func (f *Forge) PullRequestsOfCommit(_ context.Context, repo scm.RepoRef, sha string) ([]scm.PullRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("PullRequestsOfCommit", repo.String(), sha)
+	var out []scm.PullRequest
+	for _, pr := range f.pulls {
+		if pr.Ref.Repo.FullName == repo.FullName && (pr.MergeCommitSHA == sha || pr.HeadSHA == sha) {
+			out = append(out, *pr)
+		}
+	}
+	return out, nil
+}
+
+// DefaultBranch returns the branch SetDefaultBranch set; without one,
+// "main" at the head of the repository's Git repository's main branch.
+func (f *Forge) DefaultBranch(_ context.Context, repo scm.RepoRef) (scm.Branch, error) {
+	f.mu.Lock()
+	f.record("DefaultBranch", repo.String(), "")
+	b, ok := f.branches[repo.FullName]
+	dir := f.gitDirs[repo.FullName]
+	f.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	if dir == "" {
+		return scm.Branch{}, fmt.Errorf("default branch of %s: %w", repo, scm.ErrNotFound)
+	}
+	out, err := git(dir, "rev-parse", "refs/heads/main")
+	if err != nil {
+		return scm.Branch{}, fmt.Errorf("default branch of %s: %w", repo, scm.ErrNotFound)
+	}
+	return scm.Branch{Name: "main", SHA: strings.TrimSpace(out)}, nil
+}
+
+// CreateDeployment records d in progress.
+func (f *Forge) CreateDeployment(_ context.Context, repo scm.RepoRef, d scm.Deployment) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("CreateDeployment", repo.String(), d.Environment+"@"+d.SHA)
+	id := int64(len(f.deploys) + 1)
+	f.deploys = append(f.deploys, Deployment{ID: id, Repo: repo.FullName, Deployment: d,
+		States: []DeploymentState{{State: scm.DeploymentInProgress}}})
+	return id, nil
+}
+
+// SetDeploymentState appends a state to deployment id.
+func (f *Forge) SetDeploymentState(_ context.Context, repo scm.RepoRef, id int64, state scm.DeploymentState, description string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("SetDeploymentState", repo.String(), fmt.Sprintf("%d %s", id, state))
+	if id < 1 || id > int64(len(f.deploys)) || f.deploys[id-1].Repo != repo.FullName {
+		return fmt.Errorf("deployment %d of %s: %w", id, repo, scm.ErrNotFound)
+	}
+	f.deploys[id-1].States = append(f.deploys[id-1].States, DeploymentState{State: state, Description: description})
+	return nil
+}
 
 func (f *Forge) CloneCredentials(context.Context, scm.RepoRef) (string, string, error) {
 	return f.Username, f.Password, nil
