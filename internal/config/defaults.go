@@ -75,3 +75,15 @@ func (r *Repository) App(name string) (*App, bool) {
 	}
 	return nil, false
 }
+
+// SyncOf is how the bot syncs app: its own sync, else the repository's,
+// else SyncManual.
+func (r *Repository) SyncOf(app *App) SyncMode {
+	switch {
+	case app != nil && app.Sync != "":
+		return app.Sync
+	case r.Sync != "":
+		return r.Sync
+	}
+	return SyncManual
+}

@@ -146,6 +146,21 @@ approvals:
 	if _, ok := r.Approval("nope"); ok {
 		t.Error("Approval(nope) found")
 	}
+	web, _ := r.App("web")
+	if got := r.SyncOf(web); got != SyncManual {
+		t.Errorf("SyncOf(web) = %q with no sync set, want manual", got)
+	}
+	r.Sync = SyncOnMerge
+	if got := r.SyncOf(web); got != SyncOnMerge {
+		t.Errorf("SyncOf(web) = %q under the repository's onMerge, want onMerge", got)
+	}
+	web.Sync = SyncManual
+	if got := r.SyncOf(web); got != SyncManual {
+		t.Errorf("SyncOf(web) = %q with its own manual, want manual", got)
+	}
+	if _, ok := r.Approval("nope"); ok {
+		t.Error("Approval(nope) found")
+	}
 	prod, _ := r.Approval("prod")
 	if tz := prod.Windows[1].TimeZone; tz != DefaultTimeZone {
 		t.Errorf("default time zone = %q", tz)
@@ -369,6 +384,13 @@ func TestLoadErrors(t *testing.T) {
 		name: "unknown approval",
 		yaml: head + "apps:\n  - name: a\n    path: a\n    approval: prdo\napprovals:\n  - name: prod\n",
 		want: []string{`gitops.yaml:6: apps[0].approval: approval policy "prdo" is not defined (did you mean "prod"?)`},
+	}, {
+		name: "sync modes",
+		yaml: head + "sync: always\napps:\n  - {name: a, path: a, sync: onmerge}\n  - {name: b, path: b, sync: manual}\n",
+		want: []string{
+			`gitops.yaml:3: sync: is "always"; use onMerge (the bot applies approved merges) or manual (only on /gitops sync)`,
+			`gitops.yaml:5: apps[0].sync: is "onmerge"; use onMerge (the bot applies approved merges) or manual (only on /gitops sync)`,
+		},
 	}, {
 		name: "approval",
 		yaml: head + "approvals:\n  - name: prod\n    minApprovals: -1\n  - name: prod\n    minApprovals: two\n",

@@ -26,6 +26,8 @@ type Repository struct {
 	Notifications Notifications `yaml:"notifications,omitempty"`
 	// Sources limits which third-party Git sources apps may use.
 	Sources SourcePolicy `yaml:"sources,omitempty"`
+	// Sync is the default of the apps' sync: how the bot syncs them.
+	Sync SyncMode `yaml:"sync,omitempty"`
 
 	// File is the absolute path the repository file was read from; Dir is its folder
 	// (the repository root that app paths are relative to). Set by Load.
@@ -59,9 +61,26 @@ type App struct {
 	Prune     bool       `yaml:"prune,omitempty"`
 	Wait      *Wait      `yaml:"wait,omitempty"`
 	Approval  string     `yaml:"approval,omitempty"`
-	Suspend   bool       `yaml:"suspend,omitempty"`
-	Line      int        `yaml:"-"` // line of the app in gitops.yaml, for messages
+	// Sync is how the bot syncs the app; empty means the repository's.
+	Sync    SyncMode `yaml:"sync,omitempty"`
+	Suspend bool     `yaml:"suspend,omitempty"`
+	Line    int      `yaml:"-"` // line of the app in gitops.yaml, for messages
 }
+
+// SyncMode says how the bot syncs an app: one of the Sync* constants.
+type SyncMode string
+
+// Values of sync.
+const (
+	// SyncOnMerge: the bot applies the app when a pull request that
+	// passed its approval policy is merged into the default branch, and on
+	// `/gitops sync` in the pull request.
+	SyncOnMerge SyncMode = "onMerge"
+	// SyncManual: the bot applies the app only on `/gitops sync`; merges
+	// are not applied (apply them with `kubectl gitops apply`). The
+	// default.
+	SyncManual SyncMode = "manual"
+)
 
 // GitSource is a third-party Git repository the app's path is read from instead of
 // this repository. The engine fetches it (never kustomize), pinned to Ref.

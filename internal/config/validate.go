@@ -94,7 +94,17 @@ func (v *validator) name(field, kind, name string, seen map[string]string) {
 	seen[name] = parentField(field)
 }
 
+// syncMode checks a sync field.
+func (v *validator) syncMode(f string, m SyncMode) {
+	switch m {
+	case "", SyncOnMerge, SyncManual:
+	default:
+		v.p.add(f, "is %q; use onMerge (the bot applies approved merges) or manual (only on /gitops sync)", m)
+	}
+}
+
 func (v *validator) apps() {
+	v.syncMode("sync", v.r.Sync)
 	seen := map[string]string{}
 	for i := range v.r.Apps {
 		v.name(fmt.Sprintf("apps[%d].name", i), "app", v.r.Apps[i].Name, seen)
@@ -150,6 +160,7 @@ func (v *validator) app(f string, a *App, apps map[string]string, approvals map[
 	if a.Wait != nil && a.Wait.Timeout.Duration < 0 {
 		v.p.add(f+".wait.timeout", "is negative; use a positive duration such as 5m")
 	}
+	v.syncMode(f+".sync", a.Sync)
 	if a.Approval != "" && !approvals[a.Approval] {
 		names := make([]string, 0, len(v.r.Approvals))
 		for _, p := range v.r.Approvals {
