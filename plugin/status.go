@@ -154,6 +154,11 @@ func (o *StatusOptions) printTable(rows []engine.Status) error {
 		return err
 	}
 	for _, r := range rows {
+		if r.PullRequest != "" {
+			fmt.Fprintf(o.Out, "%s: synced from %s, approved by %s, plan %s\n", r.App, r.PullRequest, approvers(r.ApprovedBy), shortPlan(r.PlanHash))
+		}
+	}
+	for _, r := range rows {
 		for _, u := range r.Unhealthy {
 			fmt.Fprintf(o.ErrOut, "%s: not ready: %s\n", r.App, u)
 		}
@@ -162,6 +167,26 @@ func (o *StatusOptions) printTable(rows []engine.Status) error {
 		}
 	}
 	return nil
+}
+
+// approvers lists who approved, "nobody" when the policy needed no one.
+func approvers(users []string) string {
+	if len(users) == 0 {
+		return "nobody (no approval needed)"
+	}
+	return "@" + strings.Join(users, ", @")
+}
+
+// shortPlan shortens a plan hash for reading, as Git shortens commits.
+func shortPlan(h string) string {
+	_, hex, ok := strings.Cut(h, ":")
+	if !ok {
+		hex = h
+	}
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return hex
 }
 
 // ago says how long ago d was, coarsely.

@@ -22,6 +22,9 @@ type ApplyOptions struct {
 	// Revision is recorded on the inventory after a successful apply (the
 	// Git commit the objects were rendered from).
 	Revision string
+	// Provenance is recorded with Revision: the approved change the
+	// objects come from.
+	Provenance Provenance
 
 	// Prune deletes inventory members that are no longer in the set, after
 	// every object applied.
@@ -130,7 +133,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		union := recordOf(ref, items, nil)
 		union.merge(inventoryRecord{groupKinds: inv.GroupKinds, namespaces: inv.Namespaces})
-		union.revision, union.appliedAt = inv.Revision, inv.AppliedAt
+		union.revision, union.appliedAt, union.provenance = inv.Revision, inv.AppliedAt, inv.Provenance
 		if err := c.writeInventory(ctx, ref, union); err != nil {
 			return res, err
 		}
@@ -160,7 +163,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 	if !opts.DryRun && !noInventory {
 		final := recordOf(ref, items, remaining(inv, items, res.Pruned, opts.Prune))
-		final.revision, final.appliedAt = opts.Revision, opts.Now()
+		final.revision, final.appliedAt, final.provenance = opts.Revision, opts.Now(), opts.Provenance
 		if err := c.writeInventory(ctx, ref, final); err != nil {
 			return res, errors.Join(pruneErr, fmt.Errorf("every object applied, but recording the final inventory failed: %w; apply again", err))
 		}

@@ -31,6 +31,11 @@ const (
 	AnnotationRevision  = "gitops.kubectl.dev/revision"
 	AnnotationAppliedAt = "gitops.kubectl.dev/applied-at"
 	AnnotationApp       = "gitops.kubectl.dev/app"
+	// The approved change an apply came from (Provenance), when the bot
+	// synced it.
+	AnnotationPullRequest = "gitops.kubectl.dev/pull-request"
+	AnnotationApprovedBy  = "gitops.kubectl.dev/approved-by"
+	AnnotationPlanHash    = "gitops.kubectl.dev/plan-hash"
 
 	// Tooling is the value of AnnotationTooling: <tool>/<version>.
 	Tooling = "kubectl-gitops/v1"
@@ -53,6 +58,39 @@ func (r InventoryRef) ID() string {
 	return "applyset-" + base64.RawURLEncoding.EncodeToString(sum[:]) + "-v1"
 }
 
+// Provenance is the approved change an apply came from: the pull request
+// (its URL, or forge:owner/repo#number), who approved it and the plan
+// hash they approved. An apply without one (`kubectl gitops apply`)
+// records none.
+type Provenance struct {
+	PullRequest string
+	Approvers   []string
+	PlanHash    string
+}
+
+// annotations are p's inventory annotations; empty fields are left out.
+func (p Provenance) annotations() map[string]string {
+	out := map[string]string{}
+	if p.PullRequest != "" {
+		out[AnnotationPullRequest] = p.PullRequest
+	}
+	if len(p.Approvers) > 0 {
+		out[AnnotationApprovedBy] = strings.Join(p.Approvers, ",")
+	}
+	if p.PlanHash != "" {
+		out[AnnotationPlanHash] = p.PlanHash
+	}
+	return out
+}
+
+func provenanceOf(ann map[string]string) Provenance {
+	p := Provenance{PullRequest: ann[AnnotationPullRequest], PlanHash: ann[AnnotationPlanHash]}
+	if by := ann[AnnotationApprovedBy]; by != "" {
+		p.Approvers = strings.Split(by, ",")
+	}
+	return p
+}
+
 // Inventory is what an app applied last: the parent's record and its members
 // found in the cluster.
 type Inventory struct {
@@ -61,6 +99,7 @@ type Inventory struct {
 	Exists     bool
 	Revision   string
 	AppliedAt  time.Time
+	Provenance Provenance
 	GroupKinds []schema.GroupKind
 	Namespaces []string
 	// Members are the live objects labelled as part of the ApplySet, found
@@ -104,6 +143,7 @@ func (c *Client) ReadInventory(ctx context.Context, ref InventoryRef) (*Inventor
 	}
 	inv.Exists = true
 	inv.Revision = ann[AnnotationRevision]
+	inv.Provenance = provenanceOf(ann)
 	if t, err := time.Parse(time.RFC3339, ann[AnnotationAppliedAt]); err == nil {
 		inv.AppliedAt = t
 	}

@@ -23,6 +23,7 @@ type inventoryRecord struct {
 	namespaces []string
 	revision   string
 	appliedAt  time.Time
+	provenance Provenance
 }
 
 // recordOf records the set's group-kinds and namespaces, and those of extra
@@ -76,6 +77,9 @@ func (c *Client) writeInventory(ctx context.Context, ref InventoryRef, rec inven
 	}
 	if !rec.appliedAt.IsZero() {
 		ann[AnnotationAppliedAt] = rec.appliedAt.UTC().Format(time.RFC3339)
+	}
+	for k, v := range rec.provenance.annotations() {
+		ann[k] = v
 	}
 	parent := map[string]any{
 		"apiVersion": "v1",

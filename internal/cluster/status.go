@@ -19,6 +19,9 @@ type AppStatus struct {
 	Applied   bool
 	Revision  string
 	AppliedAt time.Time
+	// Provenance is the approved change of the last apply, if the bot
+	// synced it.
+	Provenance Provenance
 	// Drift counts what applying the tree now would change; InSync is true
 	// when it would change nothing. DriftErr holds per-object errors of the
 	// dry-run, if any; the counts cover the rest.
@@ -43,12 +46,13 @@ func (c *Client) Status(ctx context.Context, objs []*unstructured.Unstructured, 
 		return nil, err
 	}
 	st := &AppStatus{
-		Inventory: ref,
-		Applied:   inv.Exists,
-		Revision:  inv.Revision,
-		AppliedAt: inv.AppliedAt,
-		Objects:   len(inv.Members),
-		Health:    map[status.Status]int{},
+		Inventory:  ref,
+		Applied:    inv.Exists,
+		Revision:   inv.Revision,
+		AppliedAt:  inv.AppliedAt,
+		Provenance: inv.Provenance,
+		Objects:    len(inv.Members),
+		Health:     map[status.Status]int{},
 	}
 	for _, m := range inv.Members {
 		s := compute(m)

@@ -14,6 +14,9 @@ type ApplyOptions struct {
 	// Revision is recorded on the inventory, and on a Helm release's
 	// revision description.
 	Revision string
+	// Provenance is recorded on the inventory with Revision, and named in
+	// a Helm release revision's description.
+	Provenance cluster.Provenance
 	// Description is a Helm release revision's description (`helm
 	// history`); Revision is appended.
 	Description string
@@ -68,6 +71,9 @@ func (e *Engine) Apply(ctx context.Context, r *Rendered, opts ApplyOptions) (*Ap
 		if opts.Revision != "" {
 			description += " at " + ShortRevision(opts.Revision)
 		}
+		if pr := opts.Provenance.PullRequest; pr != "" {
+			description += " from " + pr
+		}
 		res.Helm, err = e.Cluster.HelmApply(ctx, *r.Release, cluster.HelmOptions{
 			ForceConflicts: opts.ForceConflicts,
 			Description:    description,
@@ -79,6 +85,7 @@ func (e *Engine) Apply(ctx context.Context, r *Rendered, opts ApplyOptions) (*Ap
 	copts := cluster.ApplyOptions{
 		Inventory:       res.Inventory,
 		Revision:        opts.Revision,
+		Provenance:      opts.Provenance,
 		Prune:           r.Prune(opts.Prune),
 		PruneAllowEmpty: opts.PruneAllowEmpty,
 		PruneConfirm:    opts.PruneConfirm,

@@ -28,6 +28,11 @@ type Status struct {
 	Applied   bool      `json:"applied"`
 	Revision  string    `json:"revision,omitempty"`
 	AppliedAt time.Time `json:"appliedAt,omitzero"`
+	// PullRequest, ApprovedBy and PlanHash are the approved change the bot
+	// synced last (cluster.Provenance); empty after a plain apply.
+	PullRequest string   `json:"pullRequest,omitempty"`
+	ApprovedBy  []string `json:"approvedBy,omitempty"`
+	PlanHash    string   `json:"planHash,omitempty"`
 	// Sync is InSync, Drifted or Unknown.
 	Sync      string       `json:"sync"`
 	Drift     diff.Summary `json:"drift"`
@@ -62,6 +67,7 @@ func (e *Engine) Status(ctx context.Context, r *Rendered) (Status, error) {
 		return st, err
 	}
 	st.Applied, st.Revision, st.AppliedAt = cs.Applied, cs.Revision, cs.AppliedAt
+	st.PullRequest, st.ApprovedBy, st.PlanHash = cs.Provenance.PullRequest, cs.Provenance.Approvers, cs.Provenance.PlanHash
 	st.Drift, st.Objects = cs.Drift, cs.Objects
 	st.Sync = syncState(cs.InSync, cs.DriftErr)
 	if cs.DriftErr != nil {
