@@ -47,7 +47,10 @@ const module = "github.com/kubectl-gitops/kubectl-gitops"
 // Packages §2 does not list by name sit with their kin: chartrepo fetches
 // charts for the engine as gitrepo fetches trees; helmrelease is the one
 // description of a Helm release, a leaf shared by render and cluster; clock
-// (waiting) and version (build identity) are leaves.
+// (waiting) and version (build identity) are leaves; lease (the bot's state
+// in Kubernetes Leases and ConfigMaps: leader election, per-app locks,
+// records, DESIGN.md §5 "State") is a leaf over client-go that only the
+// bot and its command use.
 //
 // Test files are not held to this table (a test may drive its package with
 // a higher one, as cluster's tests render charts with render); the named
@@ -56,13 +59,14 @@ var allowed = map[string][]string{
 	"cmd/kubectl-gitops": {"plugin", "internal/engine", "internal/sandbox", "internal/cluster", "internal/version"},
 	"cmd/gitops-bot": {"bot", "internal/engine", "internal/sandbox", "internal/cluster", "internal/config",
 		"internal/scm", "internal/scm/github", "internal/scm/gitlab", "internal/images", "internal/notify",
-		"internal/gitrepo", "internal/chartrepo", "internal/version"},
+		"internal/gitrepo", "internal/chartrepo", "internal/lease", "internal/version"},
 	"plugin": {"internal/engine", "render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/images", "internal/gitrepo", "internal/chartrepo",
 		"internal/helmrelease", "internal/clock", "internal/version"},
 	"bot": {"internal/engine", "render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/scm", "internal/images", "internal/notify",
-		"internal/gitrepo", "internal/chartrepo", "internal/helmrelease", "internal/clock", "internal/version"},
+		"internal/gitrepo", "internal/chartrepo", "internal/helmrelease", "internal/lease", "internal/clock",
+		"internal/version"},
 	"render":    {"internal/config", "internal/helmrelease"},
 	"approvals": {},
 	"internal/engine": {"render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
@@ -81,6 +85,7 @@ var allowed = map[string][]string{
 	"internal/gitrepo":     {},
 	"internal/chartrepo":   {},
 	"internal/helmrelease": {},
+	"internal/lease":       {},
 	"internal/clock":       {},
 	"internal/version":     {},
 	"integration":          {}, // tests only
