@@ -93,15 +93,7 @@ func Objects(before, after []*unstructured.Unstructured, opts Options) (*ChangeS
 	if err := errors.Join(errB, errA); err != nil {
 		return nil, err
 	}
-	keys := make([]key, 0, len(as)+len(bs))
-	for k := range bs {
-		keys = append(keys, k)
-	}
-	for k := range as {
-		if _, ok := bs[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
+	keys := keysOfBoth(bs, as)
 	slices.SortFunc(keys, compareKeys)
 
 	cs := &ChangeSet{Changes: make([]Change, 0, len(keys))}
@@ -282,4 +274,19 @@ func splitLines(s string) []string {
 		lines = lines[:len(lines)-1]
 	}
 	return lines
+}
+
+// keysOfBoth lists the keys of before, then those of after not in before,
+// each once, in map order.
+func keysOfBoth[K comparable, V any](before, after map[K]V) []K {
+	keys := make([]K, 0, len(before)+len(after))
+	for k := range before {
+		keys = append(keys, k)
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }

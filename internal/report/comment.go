@@ -21,6 +21,24 @@ type AppPreview struct {
 	// Note is a remark for the reader, such as why the app was not diffed
 	// against its cluster.
 	Note string
+	// Overlaps are the other open pull requests that change the same
+	// fields of the app's objects, shown before its diff.
+	Overlaps []Overlap
+}
+
+// Overlap is another open pull request changing fields of an object that
+// this one changes too, perhaps through other files (a shared base, a
+// values file): whichever merges second changes what the first reviewed.
+type Overlap struct {
+	// PR is the other pull request's number.
+	PR int
+	// Object names the object as the comment's sections do
+	// (diff.Ref.String(): apps/Deployment/shop/web).
+	Object string
+	// Fields are the paths of the object's fields (diff.ChangedFields)
+	// that both change, as the other pull request changes them; none when
+	// it creates or deletes the whole object.
+	Fields []string
 }
 
 // CommentOptions configure Comment.
@@ -38,11 +56,17 @@ type CommentOptions struct {
 	// Note is a remark on the whole preview, shown under the title, such
 	// as why nothing was previewed.
 	Note string
+	// PRPrefix is how the forge's markdown refers to a pull request by
+	// number, so that the references of Overlaps link: "#" (GitHub, the
+	// default) or "!" (GitLab merge requests; "#" would name an issue).
+	// It is written as is.
+	PRPrefix string
 }
 
 // Comment renders the previews of a pull request as one markdown comment:
 // the marker, a title and the head commit, a summary table with a row per
-// app, then a collapsed section per app with its changed objects and their
+// app, then a collapsed section per app with the other open pull requests
+// that change the same fields (Overlaps), its changed objects and their
 // diffs.
 //
 // Every string from a pull request, a cluster or an error is escaped for
@@ -179,6 +203,7 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 		if p.Err != nil {
 			buf.WriteString("**Error:** " + escapeMarkdownLines(clip(p.Err.Error())) + "\n\n")
 		}
+		writeOverlaps(&buf, p.Overlaps, opts.PRPrefix)
 		if p.Changes != nil && writeMarkdownTable(&buf, p.Changes) {
 			for _, c := range p.Changes.Changes {
 				if c.Action == diff.Unchanged || left == 0 {
@@ -191,6 +216,44 @@ func writeComment(previews []AppPreview, opts CommentOptions, keep int) string {
 		buf.WriteString("\n</details>\n")
 	}
 	return buf.String()
+}
+
+// The most overlaps shown per app, and fields per overlap: enough to
+// warn a reviewer and point at the other pull requests, which show the
+// rest, without one busy repository crowding out the diffs.
+const (
+	maxOverlaps      = 10
+	maxOverlapFields = 5
+)
+
+// writeOverlaps writes a line per overlap, such as
+//
+//	**Also changed by #12:** apps/Deployment/shop/web (spec.replicas)
+//
+// Each is its own paragraph, so that forges show one per line.
+func writeOverlaps(buf *bytes.Buffer, overlaps []Overlap, prefix string) {
+	if prefix == "" {
+		prefix = "#"
+	}
+	for i, o := range overlaps {
+		if i == maxOverlaps {
+			fmt.Fprintf(buf, "**Also changed by other open pull requests:** %d more not shown.\n\n", len(overlaps)-i)
+			return
+		}
+		fields := make([]string, 0, min(len(o.Fields), maxOverlapFields)+1)
+		for _, f := range o.Fields[:min(len(o.Fields), maxOverlapFields)] {
+			fields = append(fields, EscapeMarkdown(clip(f)))
+		}
+		if more := len(o.Fields) - maxOverlapFields; more > 0 {
+			fields = append(fields, "and "+strconv.Itoa(more)+" more")
+		}
+		line := "**Also changed by " + prefix + strconv.Itoa(o.PR) + ":** " + EscapeMarkdown(clip(o.Object))
+		if len(fields) == 0 {
+			fields = append(fields, "whole object")
+		}
+		line += " (" + strings.Join(fields, ", ") + ")"
+		buf.WriteString(line + "\n\n")
+	}
 }
 
 // maxField is the most bytes of one name, note or error a comment shows:

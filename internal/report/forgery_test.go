@@ -101,7 +101,7 @@ func hostilePreviews(t *testing.T) []AppPreview {
 	cs := hostileChangeSet(t)
 	var out []AppPreview
 	for i, s := range hostile {
-		p := AppPreview{App: s, Cluster: s, Note: s}
+		p := AppPreview{App: s, Cluster: s, Note: s, Overlaps: []Overlap{{PR: i, Object: s, Fields: []string{s, "data[" + s + "]"}}}}
 		switch i % 3 {
 		case 0:
 			p.Changes = cs
