@@ -86,59 +86,19 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 	if len(apps) == 0 {
 		return scm.StatusSuccess, "no app touched", nil
 	}
-	reviews, err := forge.ListReviews(ctx, pr.Ref)
-	if err != nil {
-		return "", "", fmt.Errorf("list the reviews of %s: %w", pr.Ref, err)
-	}
-	bot, err := forge.BotLogin(ctx)
-	if err != nil {
-		return "", "", fmt.Errorf("read the bot's identity: %w", err)
-	}
-	policies := make([]approvals.Policy, len(apps))
-	needOwners, needPlans := false, false
-	for i, name := range apps {
-		if policies[i], err = policyFor(base, name); err != nil {
-			return scm.StatusFailure, fmt.Sprintf("the base's %s: %v", config.FileName, err), nil
-		}
-		needOwners = needOwners || policies[i].Codeowners
-		needPlans = needPlans || policies[i].DismissStale != approvals.StaleCommit
-	}
-	// CODEOWNERS and the plans of older commits are read only when a
-	// policy asks for them.
-	var owners *approvals.Codeowners
-	if needOwners {
-		if owners, err = codeowners(ctx, forge, pr); err != nil {
-			return "", "", err
+	plans := map[string]string{}
+	for _, name := range apps {
+		if h, ok := p.planCache().get(repo, pr.HeadSHA, name); ok {
+			plans[name] = h
 		}
 	}
-	if needPlans {
-		if err := p.planReviewedCommits(ctx, forge, pr, base, reviews, apps); err != nil {
-			return "", "", err
-		}
+	d, why, err := p.decide(ctx, forge, gate{pr: pr, base: base, apps: apps, changed: changed, plans: plans, now: time.Now()})
+	switch {
+	case err != nil:
+		return "", "", err
+	case why != "":
+		return scm.StatusFailure, why, nil
 	}
-	now := time.Now()
-	checks := make([]approvals.Check, 0, len(apps))
-	for i, name := range apps {
-		head, ok := p.planCache().get(repo, pr.HeadSHA, name)
-		if !ok {
-			// The head does not render: nothing can be approved.
-			return scm.StatusFailure, fmt.Sprintf("app %s does not render at this head; fix it first", name), nil
-		}
-		f := approvals.Facts{
-			Now: now, Author: pr.Author, Bots: []string{bot},
-			HeadSHA: pr.HeadSHA, PlanHash: head,
-			ChangedFiles: changed, Codeowners: owners,
-		}
-		for _, r := range reviews {
-			plan, _ := p.planCache().get(repo, r.CommitSHA, name)
-			f.Reviews = append(f.Reviews, approvals.Review{User: r.Author, State: approvals.ReviewState(r.State), SHA: r.CommitSHA, PlanHash: plan, At: r.SubmittedAt})
-		}
-		if err := lookUp(ctx, forge, pr.Ref.Repo, policies[i], &f); err != nil {
-			return "", "", err
-		}
-		checks = append(checks, approvals.Check{App: name, Policy: policies[i], Facts: f})
-	}
-	d := approvals.EvaluateAll(checks)
 	switch d.ApprovalState() {
 	case approvals.StateSuccess:
 		return scm.StatusSuccess, approvedText(d), nil
@@ -148,10 +108,87 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 	return scm.StatusPending, strings.Join(d.ApprovalReasons, "; "), nil
 }
 
+// gate is what one evaluation of the approval policies judges: the apps of
+// a pull request and the plans to be applied.
+type gate struct {
+	pr      *scm.PullRequest
+	base    *config.Repository // the policies: the pull request's base
+	apps    []string
+	changed []string // the files the pull request changes
+	// plans are the plan hashes judged, by app: the head's for the gate
+	// and /gitops sync, the merged commit's for a sync on merge.
+	plans map[string]string
+	// mergedAt, when set, leaves out reviews submitted after it: the
+	// policy must have been satisfied at the merge.
+	mergedAt time.Time
+	now      time.Time
+}
+
+// decide evaluates the base's policy of every app of g on the reviews, team
+// members and permissions read from the forge now. problem is set when
+// nothing can be approved (a policy that does not load, an app without a
+// plan).
+func (p *Previewer) decide(ctx context.Context, forge ApprovalForge, g gate) (d approvals.Decision, problem string, err error) {
+	pr, repo := g.pr, g.pr.Ref.Repo.String()
+	policies := make([]approvals.Policy, len(g.apps))
+	needOwners, needPlans := false, false
+	for i, name := range g.apps {
+		if policies[i], err = policyFor(g.base, name); err != nil {
+			return d, fmt.Sprintf("the base's %s: %v", config.FileName, err), nil
+		}
+		if _, ok := g.plans[name]; !ok {
+			return d, fmt.Sprintf("app %s does not render at this head; fix it first", name), nil
+		}
+		needOwners = needOwners || policies[i].Codeowners
+		needPlans = needPlans || policies[i].DismissStale != approvals.StaleCommit
+	}
+	reviews, err := forge.ListReviews(ctx, pr.Ref)
+	if err != nil {
+		return d, "", fmt.Errorf("list the reviews of %s: %w", pr.Ref, err)
+	}
+	if !g.mergedAt.IsZero() {
+		reviews = slices.DeleteFunc(reviews, func(r scm.Review) bool { return r.SubmittedAt.After(g.mergedAt) })
+	}
+	bot, err := forge.BotLogin(ctx)
+	if err != nil {
+		return d, "", fmt.Errorf("read the bot's identity: %w", err)
+	}
+	// CODEOWNERS and the plans of older commits are read only when a
+	// policy asks for them.
+	var owners *approvals.Codeowners
+	if needOwners {
+		if owners, err = codeowners(ctx, forge, pr); err != nil {
+			return d, "", err
+		}
+	}
+	if needPlans {
+		if err := p.planReviewedCommits(ctx, forge, pr, g.base, reviews, g.apps); err != nil {
+			return d, "", err
+		}
+	}
+	checks := make([]approvals.Check, 0, len(g.apps))
+	for i, name := range g.apps {
+		f := approvals.Facts{
+			Now: g.now, Author: pr.Author, Bots: []string{bot},
+			HeadSHA: pr.HeadSHA, PlanHash: g.plans[name],
+			ChangedFiles: g.changed, Codeowners: owners,
+		}
+		for _, r := range reviews {
+			plan, _ := p.planCache().get(repo, r.CommitSHA, name)
+			f.Reviews = append(f.Reviews, approvals.Review{User: r.Author, State: approvals.ReviewState(r.State), SHA: r.CommitSHA, PlanHash: plan, At: r.SubmittedAt})
+		}
+		if err := lookUp(ctx, forge, pr.Ref.Repo, policies[i], &f); err != nil {
+			return d, "", err
+		}
+		checks = append(checks, approvals.Check{App: name, Policy: policies[i], Facts: f})
+	}
+	return approvals.EvaluateAll(checks), "", nil
+}
+
 // renderHead renders pr's head to learn the apps it touches and their
 // plans, as a preview does, when no preview of this head has.
 func (p *Previewer) renderHead(ctx context.Context, forge ApprovalForge, pr *scm.PullRequest, base *config.Repository) ([]string, []string, error) {
-	tree, err := p.checkout(ctx, forge, pr, base, pr.HeadSHA)
+	tree, err := p.checkout(ctx, forge, headOf(pr), base, pr.HeadSHA)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -182,12 +219,12 @@ func (p *Previewer) planReviewedCommits(ctx context.Context, forge ApprovalForge
 		}
 	}
 	for _, sha := range shas {
-		tree, err := p.checkout(ctx, forge, pr, base, sha)
+		tree, err := p.checkout(ctx, forge, headOf(pr), base, sha)
 		if err != nil {
 			return err
 		}
 		if tree.loadErr == nil {
-			p.renderLocal(ctx, pr, sha, tree)
+			p.renderLocal(ctx, pr.Ref.Repo, sha, tree)
 		}
 		tree.remove()
 	}

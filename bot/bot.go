@@ -53,6 +53,14 @@ type Deps struct {
 	// reviews change: the same *Previewer in the service; nil leaves the
 	// gate off.
 	Approver ApprovalRunner
+	// Syncer applies approved changes (sync on merge, /gitops sync): the
+	// same *Previewer in the service; nil leaves syncing off.
+	Syncer SyncRunner
+	// Leader tells whether this replica leads (leader election with a
+	// Lease); only the leader reconciles. Nil: a single replica, which
+	// always does. Every replica takes webhooks; syncs they start are
+	// serialised per app by the Previewer's Locks.
+	Leader interface{ IsLeader() bool }
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its

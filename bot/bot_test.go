@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -494,7 +495,6 @@ func TestUninterestingEvents(t *testing.T) {
 		{Kind: scm.EventUninteresting, Repo: "acme/app"},
 		{Kind: scm.EventPush, Repo: "acme/app"},
 		{Kind: scm.EventPing, Repo: "acme/app"},
-		{Kind: scm.EventPullRequest, Action: "closed", Repo: "acme/app", PR: 1},
 		{Kind: scm.EventPullRequest, Action: "labeled", Repo: "acme/app", PR: 1},
 		{Kind: scm.EventComment, Action: "created", Repo: "acme/app", PR: 1, Comment: "looks good\n/gitops preview"},
 		{Kind: scm.EventComment, Action: "edited", Repo: "acme/app", PR: 1, Comment: "/gitops preview"},
@@ -743,21 +743,30 @@ func TestCommands(t *testing.T) {
 	for _, tc := range []struct {
 		body string
 		cmd  string
+		args []string
 		ok   bool
 	}{
-		{"/gitops preview", CommandPreview, true},
-		{"  /gitops   preview  \nplease", CommandPreview, true},
-		{"/gitops help", CommandHelp, true},
-		{"/gitops", CommandHelp, true},
-		{"/gitops preview now", "", false},
-		{"/gitops apply", "", false},
-		{"please /gitops preview", "", false},
-		{"hello\n/gitops preview", "", false},
-		{"/gitopspreview", "", false},
+		{"/gitops preview", CommandPreview, nil, true},
+		{"  /gitops   preview  \nplease", CommandPreview, nil, true},
+		{"/gitops plan", CommandPreview, nil, true},
+		{"/gitops help", CommandHelp, nil, true},
+		{"/gitops", CommandHelp, nil, true},
+		{"/gitops sync", CommandSync, nil, true},
+		{"/gitops sync web api", CommandSync, []string{"web", "api"}, true},
+		{"/gitops unlock web", CommandUnlock, []string{"web"}, true},
+		{"/gitops sync ../web", "", nil, false},
+		{"/gitops sync Web", "", nil, false},
+		{"/gitops sync " + strings.Repeat("a ", maxCommandApps+1), "", nil, false},
+		{"/gitops preview now", "", nil, false},
+		{"/gitops plan web", "", nil, false},
+		{"/gitops apply", "", nil, false},
+		{"please /gitops preview", "", nil, false},
+		{"hello\n/gitops preview", "", nil, false},
+		{"/gitopspreview", "", nil, false},
 	} {
-		cmd, ok := ParseCommand(tc.body)
-		if cmd != tc.cmd || ok != tc.ok {
-			t.Errorf("ParseCommand(%q) = %q, %v; want %q, %v", tc.body, cmd, ok, tc.cmd, tc.ok)
+		cmd, args, ok := ParseCommand(tc.body)
+		if cmd != tc.cmd || ok != tc.ok || !slices.Equal(args, tc.args) {
+			t.Errorf("ParseCommand(%q) = %q, %q, %v; want %q, %q, %v", tc.body, cmd, args, ok, tc.cmd, tc.args, tc.ok)
 		}
 	}
 }

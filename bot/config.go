@@ -76,6 +76,11 @@ type Config struct {
 	// over a limit is stopped and reported in the comment as that app's
 	// error; other apps and pull requests go on.
 	Render RenderConfig `yaml:"render"`
+	// State keeps the bot's state in Kubernetes Leases (leader election,
+	// the locks of apps synced before merging, apply locks), so several
+	// replicas can run; without it the bot must run as one replica and its
+	// locks live in memory.
+	State *StateConfig `yaml:"state"`
 }
 
 // GitHubConfig configures the GitHub forge (a GitHub App, or a token).
@@ -106,6 +111,25 @@ type GitLabConfig struct {
 type ClusterConfig struct {
 	Kubeconfig string `yaml:"kubeconfig"`
 	Context    string `yaml:"context"`
+}
+
+// stateCluster is the cluster of the bot's state.
+func (c *Config) stateCluster() string {
+	if c.State != nil && c.State.Cluster != "" {
+		return c.State.Cluster
+	}
+	return c.DefaultCluster
+}
+
+// StateConfig says where the bot keeps its Leases.
+type StateConfig struct {
+	// Cluster is one of clusters; empty means defaultCluster.
+	Cluster string `yaml:"cluster"`
+	// Namespace holds the Leases: the bot's own namespace.
+	Namespace string `yaml:"namespace"`
+	// Identity names this replica; empty means $POD_NAME, else the host
+	// name.
+	Identity string `yaml:"identity"`
 }
 
 // LoadConfig reads the YAML file at path, resolves its secret references
@@ -213,6 +237,14 @@ func (c *Config) Validate() error {
 	for name := range c.Clusters {
 		if name == "" {
 			errs = append(errs, errors.New("clusters: a cluster has an empty name"))
+		}
+	}
+	if st := c.State; st != nil {
+		if st.Namespace == "" {
+			errs = append(errs, errors.New("state.namespace is empty: name the namespace the bot's Leases live in (its own)"))
+		}
+		if _, ok := c.Clusters[c.stateCluster()]; !ok {
+			errs = append(errs, fmt.Errorf("state.cluster %q is not among clusters; name one (or set defaultCluster)", c.stateCluster()))
 		}
 	}
 	if c.Workers < 1 {

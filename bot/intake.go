@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -199,9 +200,15 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 		log.Info("webhook duplicate delivery")
 		return event, resultDuplicate, http.StatusOK
 	}
-	pr := *ev.PR
+	var pr scm.PRRef
+	if ev.PR != nil {
+		pr = *ev.PR
+	}
 	if pr.Repo.Kind == "" {
 		pr.Repo = ev.Repo
+	}
+	if ev.Kind == scm.EventPush {
+		pr = branchJob(ev.Repo)
 	}
 	if err := b.queue.add(pr, ev.InstallationID, trigger); err != nil {
 		b.seen.forget(keys...)
@@ -329,6 +336,17 @@ func (b *byteBudget) grantLocked() {
 // interesting says whether ev asks for work, and the trigger for it. Only
 // identities are taken from the payload; the job re-reads the rest.
 func interesting(ev *scm.Event) (Trigger, bool) {
+	if ev.Kind == scm.EventPush {
+		// Whether the branch is the default one is read by the job.
+		if ev.Branch == "" {
+			return Trigger{}, false
+		}
+		t := Trigger{Reason: ReasonPush, Event: ev.Kind, Sender: ev.Sender, HeadSHA: ev.HeadSHA, Branch: ev.Branch, DeliveryID: ev.DeliveryID}
+		if ev.HeadSHA != "" {
+			t.Pushed = []string{ev.HeadSHA}
+		}
+		return t, true
+	}
 	if ev.PR == nil {
 		return Trigger{}, false
 	}
@@ -351,11 +369,11 @@ func interesting(ev *scm.Event) (Trigger, bool) {
 		if ev.Comment == nil || (ev.Action != "" && ev.Action != "created") {
 			return Trigger{}, false
 		}
-		cmd, ok := ParseCommand(ev.Comment.Body)
+		cmd, args, ok := ParseCommand(ev.Comment.Body)
 		if !ok {
 			return Trigger{}, false
 		}
-		t.Reason, t.Command = ReasonComment, cmd
+		t.Reason, t.Command, t.Args = ReasonComment, cmd, args
 		if ev.Comment.Author != "" {
 			t.Sender = ev.Comment.Author
 		}
@@ -376,27 +394,54 @@ var previewActions = map[string]bool{
 	"update":           true,
 	"ready_for_review": true,
 	"edited":           true, // the base branch may have changed
+	// A closed or merged pull request frees the apps it locked.
+	"closed": true,
+	"close":  true,
+	"merge":  true,
 }
 
 // ParseCommand reads a /gitops command from the first line of a comment:
-// "/gitops preview" or "/gitops help" ("/gitops" alone means help).
-func ParseCommand(body string) (string, bool) {
+// "/gitops preview" (or "plan"), "/gitops help" ("/gitops" alone means
+// help), "/gitops sync [app...]" and "/gitops unlock [app...]", with the
+// apps named.
+func ParseCommand(body string) (string, []string, bool) {
 	first, _, _ := strings.Cut(body, "\n")
 	f := strings.Fields(first)
 	if len(f) == 0 || f[0] != "/gitops" {
-		return "", false
+		return "", nil, false
 	}
 	if len(f) == 1 {
-		return CommandHelp, true
+		return CommandHelp, nil, true
 	}
 	switch f[1] {
-	case CommandPreview, CommandHelp:
-		if len(f) == 2 {
-			return f[1], true
+	case CommandPreview, "plan", CommandHelp:
+		if len(f) != 2 {
+			return "", nil, false
 		}
+		if f[1] == "plan" { // Atlantis' word for a preview
+			return CommandPreview, nil, true
+		}
+		return f[1], nil, true
+	case CommandSync, CommandUnlock:
+		args := f[2:]
+		if len(args) > maxCommandApps {
+			return "", nil, false
+		}
+		for _, a := range args {
+			if !appName.MatchString(a) {
+				return "", nil, false
+			}
+		}
+		return f[1], args, true
 	}
-	return "", false
+	return "", nil, false
 }
+
+// maxCommandApps bounds the apps one command names.
+const maxCommandApps = 50
+
+// appName is what an app name of gitops.yaml can be (a DNS label).
+var appName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // allowed applies the repository allowlist (Atlantis style): a name is
 // allowed when a pattern matches it and no "!" pattern does. A trailing

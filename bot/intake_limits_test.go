@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
 
@@ -313,8 +315,8 @@ func TestReviewDeliveryQueuesAReviewTrigger(t *testing.T) {
 				t.Fatalf("job = %+v, want a review trigger only for %s", j, pr)
 			}
 			want := Trigger{Reason: ReasonReview, Event: scm.EventReview, Action: action, Sender: "bob", HeadSHA: "sha1", DeliveryID: "d-" + action}
-			if *j.review != want {
-				t.Errorf("trigger = %+v, want %+v", *j.review, want)
+			if diff := cmp.Diff(want, *j.review); diff != "" {
+				t.Errorf("trigger (-want +got):\n%s", diff)
 			}
 			// The same delivery again is a duplicate, not a second job.
 			if rec := h.deliver(reviewPayload(action), "d-"+action); rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != resultDuplicate {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,7 +16,14 @@ import (
 const (
 	CommandPreview = "preview"
 	CommandHelp    = "help"
+	// CommandSync applies the pull request's head before it merges.
+	CommandSync = "sync"
+	// CommandUnlock frees apps' locks (maintainers).
+	CommandUnlock = "unlock"
 )
+
+// maxPushes bounds the pushed commits a branch job remembers.
+const maxPushes = 20
 
 // Reasons a job runs.
 const (
@@ -27,6 +35,12 @@ const (
 	// re-preview.
 	ReasonReview    = "review"
 	ReasonReconcile = "reconcile"
+	// ReasonPush: a push to a branch; the job syncs the default branch.
+	ReasonPush = "push"
+	// ReasonOverlap: a preview of another pull request changed which of
+	// this one's fields it also changes; the job re-previews even the same
+	// head, so that both comments warn.
+	ReasonOverlap = "overlap"
 )
 
 // Trigger says why a job runs. The job must not trust HeadSHA: it reads
@@ -35,9 +49,17 @@ type Trigger struct {
 	Reason  string        // ReasonWebhook, ReasonComment, ReasonReview or ReasonReconcile
 	Event   scm.EventKind // the webhook's event kind, empty for reconcile
 	Action  string        // the forge's action
-	Command string        // CommandPreview or CommandHelp for comments
-	Sender  string        // who triggered it; for commands, whose permission is checked
-	HeadSHA string        // a hint only
+	Command string        // CommandPreview, CommandHelp, CommandSync or CommandUnlock for comments
+	// Args are the command's arguments: the apps of /gitops sync and
+	// /gitops unlock.
+	Args    []string
+	Sender  string // who triggered it; for commands, whose permission is checked
+	HeadSHA string // a hint only
+	// Branch is the pushed branch, for ReasonPush.
+	Branch string
+	// Pushed are the commits pushed to the default branch since the job
+	// last ran (hints for which pull requests merged), oldest first.
+	Pushed []string
 	// DeliveryID is the webhook delivery, for logs.
 	DeliveryID string
 }
@@ -53,7 +75,9 @@ type PreviewRunner interface {
 
 // helpText answers /gitops help.
 const helpText = "**kubectl-gitops bot commands** (comment with the command on the first line; requires write access):\n\n" +
-	"- `/gitops preview` — render the changed apps at this pull request's head and diff them against the live clusters\n" +
+	"- `/gitops preview` (or `/gitops plan`) — render the changed apps at this pull request's head and diff them against the live clusters\n" +
+	"- `/gitops sync [app...]` — apply this pull request's head before merging, once its approval policy is satisfied; the synced apps stay locked by it until it merges or closes\n" +
+	"- `/gitops unlock [app...]` — free apps locked by another pull request (maintainers)\n" +
 	"- `/gitops help` — show this message\n"
 
 const (
@@ -79,8 +103,17 @@ type job struct {
 	// did not.
 	review    *Trigger
 	reviewSeq uint64
-	attempts  int // rate-limit re-queues so far
+	// branch is the newest ReasonPush or reconcile trigger of a default
+	// branch job (pr.Number 0), with every commit pushed since.
+	branch *Trigger
+	// commands are /gitops sync and /gitops unlock, in order; each runs
+	// once.
+	commands []Trigger
+	attempts int // rate-limit re-queues so far
 }
+
+// branchJob is the job key of a repository's default branch.
+func branchJob(repo scm.RepoRef) scm.PRRef { return scm.PRRef{Repo: repo} }
 
 // merge folds o into j, keeping the newest of each kind.
 func (j *job) merge(o *job) {
@@ -93,10 +126,30 @@ func (j *job) merge(o *job) {
 	if o.review != nil && o.reviewSeq > j.reviewSeq {
 		j.review, j.reviewSeq = o.review, o.reviewSeq
 	}
+	if o.branch != nil {
+		pushed := j.pushed()
+		for _, sha := range o.branch.Pushed {
+			if !slices.Contains(pushed, sha) {
+				pushed = append(pushed, sha)
+			}
+		}
+		t := *o.branch
+		t.Pushed = pushed[max(0, len(pushed)-maxPushes):]
+		j.branch = &t
+	}
+	j.commands = append(j.commands, o.commands...)
 	if o.installationID != 0 {
 		j.installationID = o.installationID
 	}
 	j.attempts = max(j.attempts, o.attempts)
+}
+
+// pushed are the commits j's branch trigger carries.
+func (j *job) pushed() []string {
+	if j.branch == nil {
+		return nil
+	}
+	return slices.Clone(j.branch.Pushed)
 }
 
 // queue serialises jobs per pull request: at most one running per PR, at
@@ -130,6 +183,10 @@ func (q *queue) add(pr scm.PRRef, installationID int64, t Trigger) error {
 	q.seq++
 	j := &job{pr: pr, installationID: installationID}
 	switch {
+	case pr.Number == 0:
+		j.branch = &t
+	case t.Command == CommandSync || t.Command == CommandUnlock:
+		j.commands = []Trigger{t}
 	case t.Command == CommandHelp:
 		j.help, j.helpSeq = &t, q.seq
 	case t.Reason == ReasonReview:
@@ -228,6 +285,15 @@ func (q *queue) close() {
 }
 
 // worker runs jobs until ctx ends. Cancelling ctx cancels the running job.
+// Refresh queues a fresh preview of pr, even of a head already previewed:
+// what another pull request's preview overlaps with changed
+// (Previewer.Refresh).
+func (b *Bot) Refresh(pr scm.PRRef) {
+	if err := b.queue.add(pr, 0, Trigger{Reason: ReasonOverlap}); err != nil {
+		b.log.Warn("overlap refresh not queued", "pr", pr.String(), "err", err.Error())
+	}
+}
+
 func (b *Bot) worker(ctx context.Context) {
 	for {
 		j, ok := b.queue.next(ctx)
@@ -282,6 +348,12 @@ func (b *Bot) execute(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("forge client for %s: %w", j.pr.Repo, err)
 	}
+	if j.pr.Number == 0 {
+		if b.deps.Syncer == nil || j.branch == nil {
+			return nil
+		}
+		return b.deps.Syncer.SyncBranch(ctx, forge, j.pr.Repo, *j.branch)
+	}
 	var errs []error
 	if j.help != nil {
 		if err := b.help(ctx, forge, j.pr, *j.help); err != nil {
@@ -299,6 +371,20 @@ func (b *Bot) execute(ctx context.Context, j *job) error {
 			errs = append(errs, err)
 		}
 	}
+	if len(j.commands) > 0 {
+		if err := b.commands(ctx, forge, j); err != nil {
+			if isRetryable(err) {
+				return errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, err)
+		}
+	}
+	// A pull request that merged or closed frees the apps it locked.
+	if pr != nil && pr.State != "open" && b.deps.Syncer != nil {
+		if err := b.deps.Syncer.ReleasePull(ctx, j.pr); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	// The approval gate: after a preview (the head or the plan may have
 	// changed) and when reviews changed. A review changes no plan, so a
 	// review-only job does not re-preview. The gate re-reads the reviews,
@@ -309,6 +395,42 @@ func (b *Bot) execute(ctx context.Context, j *job) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// commands runs the job's /gitops sync and /gitops unlock, in order, each
+// once; the pull request is read now.
+func (b *Bot) commands(ctx context.Context, forge scm.Forge, j *job) error {
+	var errs []error
+	for len(j.commands) > 0 {
+		c := j.commands[0]
+		err := b.command(ctx, forge, j.pr, c)
+		if isRetryable(err) {
+			return err // the command stays for the retry
+		}
+		j.commands = j.commands[1:]
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Bot) command(ctx context.Context, forge scm.Forge, ref scm.PRRef, c Trigger) error {
+	if b.deps.Syncer == nil {
+		_, err := forge.CreateComment(ctx, ref, "Syncing is off in this bot's configuration; `/gitops "+c.Command+"` does nothing.")
+		return err
+	}
+	if err := b.authorize(ctx, forge, ref, c); err != nil {
+		return err
+	}
+	pr, err := forge.GetPullRequest(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("read pull request %s: %w", ref, err)
+	}
+	if c.Command == CommandUnlock {
+		return b.deps.Syncer.Unlock(ctx, forge, pr, c)
+	}
+	return b.deps.Syncer.SyncPull(ctx, forge, pr, c)
 }
 
 // approve sets the approval gate of the pull request ref, read now unless

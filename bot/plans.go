@@ -24,6 +24,8 @@ type planCache struct {
 	// touched are the apps a pull request's head touches and the files it
 	// changes, by repository and head (app is empty in the key).
 	touched map[planKey]touchedSet
+	// status is the last gitops/sync status reported per repository@sha.
+	status map[string]string
 }
 
 type touchedSet struct {
@@ -38,7 +40,7 @@ func newPlanCache(max int) *planCache {
 	if max <= 0 {
 		max = defaultPlanCacheEntries
 	}
-	return &planCache{max: max, hash: map[planKey]string{}, touched: map[planKey]touchedSet{}}
+	return &planCache{max: max, hash: map[planKey]string{}, touched: map[planKey]touchedSet{}, status: map[string]string{}}
 }
 
 // put records the plan hash of app at sha.
@@ -104,4 +106,23 @@ func (c *planCache) record(repo, sha string, rendered []engine.Rendered) {
 			c.put(repo, sha, r.App.Name, h)
 		}
 	}
+}
+
+// reported reports whether the gitops/sync status of key was last set to
+// desc.
+func (c *planCache) reported(key, desc string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status[key] == desc
+}
+
+// setReported records the gitops/sync status of key, keeping the newest
+// max.
+func (c *planCache) setReported(key, desc string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.status) >= c.max {
+		clear(c.status)
+	}
+	c.status[key] = desc
 }

@@ -65,8 +65,26 @@ type Previewer struct {
 	// the zero value has the defaults. Git sources are fetched here first.
 	Sandbox sandbox.Runner
 
-	plansOnce sync.Once
-	plans     *planCache
+	// Locks hold pull requests' locks of apps they synced and the apply
+	// lock of an app being applied: Leases shared by every replica, or
+	// (nil) locks in this process.
+	Locks Locker
+	// Identity names this replica as the holder of apply locks; empty
+	// means host name and process id.
+	Identity string
+	// Events receives what syncs did and refused, for notifications; nil
+	// drops them.
+	Events func(SyncEvent)
+	// Refresh queues a fresh preview of a pull request whose overlap
+	// warnings a preview of another one changed (Bot.Refresh); nil leaves
+	// those comments as they are until their next preview.
+	Refresh func(pr scm.PRRef)
+
+	plansOnce    sync.Once
+	plans        *planCache
+	locksOnce    sync.Once
+	overlapsOnce sync.Once
+	overlapReg   *overlaps
 }
 
 // planCache is the plan hashes of the apps previewed, by commit.
@@ -109,11 +127,12 @@ func NewPreviewer(cfg Config) *Previewer {
 // for what stops the whole preview (the forge, the fetch of the head).
 func (p *Previewer) Preview(ctx context.Context, forge PreviewForge, pr *scm.PullRequest, t Trigger) error {
 	if pr.State != "open" {
+		p.refresh(pr.Ref.Repo, p.overlapRegistry().forget(pr.Ref.Repo.String(), pr.Ref.Number))
 		return nil
 	}
-	// A command forces a fresh preview; webhooks and reconciles leave one
-	// already posted for the current head alone.
-	force := t.Reason == ReasonComment
+	// A command or a change of overlaps forces a fresh preview; webhooks
+	// and reconciles leave one already posted for the current head alone.
+	force := t.Reason == ReasonComment || t.Reason == ReasonOverlap
 	sticky, err := p.stickyComment(ctx, forge, pr.Ref)
 	if err != nil {
 		return err
@@ -132,15 +151,18 @@ func (p *Previewer) Preview(ctx context.Context, forge PreviewForge, pr *scm.Pul
 		_ = p.status(ctx, forge, pr, scm.StatusError, "the preview failed; it will be retried")
 		return err
 	}
+	affected := p.markOverlaps(pr.Ref, previews)
 	body := report.Comment(previews, report.CommentOptions{
 		Marker:   previewMarker(pr.HeadSHA),
 		MaxBytes: forge.MaxCommentBytes(),
 		HeadSHA:  pr.HeadSHA,
 		Note:     note,
+		PRPrefix: prPrefix(pr.Ref.Repo),
 	})
 	if err := p.upsert(ctx, forge, pr.Ref, sticky, body); err != nil {
 		return err
 	}
+	p.refresh(pr.Ref.Repo, affected)
 	state, desc := scm.StatusSuccess, previewSummary(previews)
 	if note != "" && len(previews) == 0 {
 		desc = note
@@ -155,6 +177,49 @@ func (p *Previewer) Preview(ctx context.Context, forge PreviewForge, pr *scm.Pul
 		state, desc = scm.StatusFailure, "preview failed for "+strings.Join(failed, ", ")
 	}
 	return p.status(ctx, forge, pr, state, desc)
+}
+
+// overlapRegistry is what the latest previews of open pull requests
+// change, field by field.
+func (p *Previewer) overlapRegistry() *overlaps {
+	p.overlapsOnce.Do(func() { p.overlapReg = newOverlaps() })
+	return p.overlapReg
+}
+
+// markOverlaps records what pr's previews change and sets, on each, the
+// other open pull requests changing the same fields. It returns the other
+// pull requests whose warnings this changed.
+func (p *Previewer) markOverlaps(pr scm.PRRef, previews []report.AppPreview) []int {
+	sets := make(map[string]*diff.ChangeSet, len(previews))
+	for _, ap := range previews {
+		if ap.Err == nil && ap.Changes != nil {
+			sets[ap.App] = ap.Changes
+		}
+	}
+	reg := p.overlapRegistry()
+	affected := reg.record(pr.Repo.String(), pr.Number, sets)
+	others := reg.others(pr.Repo.String(), pr.Number)
+	for i := range previews {
+		previews[i].Overlaps = others[previews[i].App]
+	}
+	return affected
+}
+
+// refresh queues fresh previews of repo's pull requests numbered prs.
+func (p *Previewer) refresh(repo scm.RepoRef, prs []int) {
+	if p.Refresh == nil {
+		return
+	}
+	for _, n := range prs {
+		p.Refresh(scm.PRRef{Repo: repo, Number: n})
+	}
+}
+
+// KeepOpen forgets the overlaps of repo's pull requests not among open
+// (the numbers of the open ones, as a reconcile lists them), and refreshes
+// the previews that warned about them.
+func (p *Previewer) KeepOpen(repo scm.RepoRef, open []int) {
+	p.refresh(repo, p.overlapRegistry().keepOnly(repo.String(), open))
 }
 
 func (p *Previewer) status(ctx context.Context, forge scm.StatusSetter, pr *scm.PullRequest, state scm.StatusState, desc string) error {
@@ -187,7 +252,7 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 		}
 		return nil, "", err
 	}
-	tree, err := p.checkout(ctx, forge, pr, base, pr.HeadSHA)
+	tree, err := p.checkout(ctx, forge, headOf(pr), base, pr.HeadSHA)
 	if err != nil {
 		return nil, "", err
 	}
@@ -227,6 +292,10 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 			ap.Note = fmt.Sprintf("not previewed live: cluster %q is not one the base branch's %s deploys to with the bot", ap.Cluster, config.FileName)
 		default:
 			ap.Changes, ap.Err = p.liveDiff(ctx, e, r)
+		}
+		if l, ok, err := p.locker().Get(ctx, prLockKey(pr.Ref.Repo, app.Name)); err == nil && ok && l.Holder != prHolder(pr.Ref) {
+			lock := fmt.Sprintf("🔒 locked by %s, which synced it before merging: this pull request cannot sync %s until that one merges or closes, or a maintainer comments /gitops unlock %s", holderName(pr.Ref.Repo, l.Holder), app.Name, app.Name)
+			ap.Note = strings.TrimSpace(ap.Note + "\n\n" + lock)
 		}
 		out = append(out, ap)
 	}
@@ -273,28 +342,53 @@ type prTree struct {
 // checkouts do not stay in the cache to fill the disk.
 func (t *prTree) remove() { os.RemoveAll(t.dir) }
 
-// checkout fetches commit sha of the pull request's head repository and
-// loads its gitops.yaml. A fork is fetched as the public does: the base's
-// credentials never go to a URL the pull request's author chose. The
-// engine renders in the sandbox, fetches only the Git sources the base
-// allows (without credentials), and keeps Helm's lookup off. The error is
-// a failed fetch.
-func (p *Previewer) checkout(ctx context.Context, forge scm.CloneCredentials, pr *scm.PullRequest, base *config.Repository, sha string) (*prTree, error) {
-	url, auth := pr.CloneURL, p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)
+// origin is where a commit is fetched from: a repository of the forge by
+// its clone URL, and whether that is a fork the pull request's author
+// chose (fetched without credentials).
+type origin struct {
+	repo scm.RepoRef
+	url  string
+	fork bool
+}
+
+// headOf is the origin of pr's head commits.
+func headOf(pr *scm.PullRequest) origin {
 	if pr.Fork {
-		url, auth = pr.HeadCloneURL, nil
+		return origin{repo: pr.Ref.Repo, url: pr.HeadCloneURL, fork: true}
+	}
+	return origin{repo: pr.Ref.Repo, url: pr.CloneURL}
+}
+
+// checkout fetches commit sha of o and loads its gitops.yaml. A fork is
+// fetched as the public does: the base's credentials never go to a URL the
+// pull request's author chose. The engine renders in the sandbox, fetches
+// only the Git sources the base allows (without credentials), and keeps
+// Helm's lookup off. The error is a failed fetch.
+func (p *Previewer) checkout(ctx context.Context, forge scm.CloneCredentials, o origin, base *config.Repository, sha string) (*prTree, error) {
+	var auth func(string) (string, string, bool)
+	if !o.fork {
+		auth = p.auth(ctx, forge, o.repo, o.url)
 	}
 	// The head's URL comes from the forge, not from gitops.yaml, so the
 	// sources allowlist does not apply to it.
 	fetcher := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: auth}
-	co, err := fetcher.Fetch(ctx, url, sha)
+	co, err := fetcher.Fetch(ctx, o.url, sha)
 	if err != nil {
-		return nil, fmt.Errorf("fetch the head %s of %s: %w", sha, pr.Ref, err)
+		return nil, fmt.Errorf("fetch %s of %s: %w", sha, o.repo, err)
 	}
 	t := &prTree{dir: co.Dir}
 	t.repo, t.loadErr = loadHead(co.Dir)
+	if base == nil {
+		// The commit is the base itself (a commit of the default branch):
+		// its own file is the policy.
+		base = t.repo
+	}
 	// Third-party sources: only what the base allows, and no credentials.
-	sources := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "sources"), Allow: sourceAllowList(base)}
+	var allow []string
+	if base != nil {
+		allow = sourceAllowList(base)
+	}
+	sources := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "sources"), Allow: allow}
 	t.engine = &engine.Engine{Renderer: p.Sandbox, DisableLookup: true, Options: render.AppOptions{
 		Root: co.Dir,
 		Fetch: func(ctx context.Context, url, ref string) (string, error) {
@@ -308,7 +402,7 @@ func (p *Previewer) checkout(ctx context.Context, forge scm.CloneCredentials, pr
 // renderLocal renders every app of t that needs no fetch, in one render
 // process for them all (starting one costs more than most renders), and
 // records their plan hashes at sha.
-func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha string, t *prTree) map[string]*engine.Rendered {
+func (p *Previewer) renderLocal(ctx context.Context, repo scm.RepoRef, sha string, t *prTree) map[string]*engine.Rendered {
 	var units []engine.Unit
 	for i := range t.repo.Apps {
 		app := &t.repo.Apps[i]
@@ -318,7 +412,7 @@ func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha st
 		units = append(units, engine.AppUnit(t.repo, app, engine.Namespace(app, "", "")))
 	}
 	results := t.engine.Render(ctx, units)
-	p.planCache().record(pr.Ref.Repo.String(), sha, results)
+	p.planCache().record(repo.String(), sha, results)
 	out := make(map[string]*engine.Rendered, len(results))
 	for i := range results {
 		out[results[i].App.Name] = &results[i]
@@ -333,7 +427,7 @@ func (p *Previewer) renderLocal(ctx context.Context, pr *scm.PullRequest, sha st
 // names with the files the change touches, which are recorded with the
 // plan hashes for the approval gate.
 func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr *scm.PullRequest, base *config.Repository, tree *prTree) (map[string]*engine.Rendered, []config.App, touchedSet, error) {
-	rendered := p.renderLocal(ctx, pr, pr.HeadSHA, tree)
+	rendered := p.renderLocal(ctx, pr.Ref.Repo, pr.HeadSHA, tree)
 	files := map[string][]string{}
 	for name, r := range rendered {
 		if r.Err == nil {
@@ -361,6 +455,10 @@ func (p *Previewer) touchedApps(ctx context.Context, forge scm.ChangeLister, pr 
 	return rendered, touched, set, nil
 }
 
+// errNoFile: a commit without gitops.yaml, which for a pull request means
+// it deletes it.
+var errNoFile = fmt.Errorf("the pull request deletes %s; nothing to preview", config.FileName)
+
 // loadHead reads the pull request's gitops.yaml from its checkout. Errors
 // name the file as the repository does, not by its place in the cache.
 func loadHead(dir string) (*config.Repository, error) {
@@ -369,7 +467,7 @@ func loadHead(dir string) (*config.Repository, error) {
 	// never quote the file's content.
 	repo, err := config.LoadFile(dir, config.FileName)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the pull request deletes %s; nothing to preview", config.FileName)
+		return nil, errNoFile
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the pull request's %w", err)

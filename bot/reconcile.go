@@ -26,8 +26,14 @@ func (b *Bot) reconcileLoop(ctx context.Context) {
 }
 
 // reconcile queues a job for every open pull request of the repositories
-// named exactly in the allowlists.
+// named exactly in the allowlists and, with syncing on, a sync of their
+// default branches (a missed push, a deploy window that opened), and frees
+// the locks of pull requests no longer open. With leader election, only
+// the leader reconciles.
 func (b *Bot) reconcile(ctx context.Context) {
+	if b.deps.Leader != nil && !b.deps.Leader.IsLeader() {
+		return
+	}
 	for _, repo := range b.reconciledRepos() {
 		if ctx.Err() != nil {
 			return
@@ -47,6 +53,21 @@ func (b *Bot) reconcile(ctx context.Context) {
 			log.Warn("reconcile: list open pull requests", "err", err.Error())
 			continue
 		}
+		open := make([]int, len(prs))
+		for i, pr := range prs {
+			open[i] = pr.Ref.Number
+		}
+		if k, ok := b.deps.Previewer.(openKeeper); ok {
+			k.KeepOpen(repo, open)
+		}
+		if b.deps.Syncer != nil {
+			if err := b.deps.Syncer.ReleaseLocks(ctx, repo, open); err != nil {
+				log.Warn("reconcile: free the locks of closed pull requests", "err", err.Error())
+			}
+			if err := b.queue.add(branchJob(repo), 0, Trigger{Reason: ReasonReconcile}); err != nil {
+				log.Warn("reconcile: default branch sync not queued", "err", err.Error())
+			}
+		}
 		for _, pr := range prs {
 			ref := pr.Ref
 			if ref.Repo.FullName == "" {
@@ -57,6 +78,12 @@ func (b *Bot) reconcile(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// openKeeper is a PreviewRunner that remembers open pull requests (the
+// overlaps of their previews) and is told which are still open.
+type openKeeper interface {
+	KeepOpen(repo scm.RepoRef, open []int)
 }
 
 // reconciledRepos are the allowlist entries naming one repository (no

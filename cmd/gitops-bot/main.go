@@ -57,14 +57,39 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	deps, err := dependencies(cfg)
+	deps, err := dependencies(cfg, log)
 	if err != nil {
 		return err
 	}
 	deps.Logger = log
+	state, err := bot.NewState(*cfg)
+	if err != nil {
+		return err
+	}
+	if state != nil {
+		// Every replica takes webhooks; the leader reconciles. Leading
+		// lasts until the Lease is lost or the bot stops.
+		previewer := deps.Previewer.(*bot.Previewer)
+		previewer.Locks, previewer.Identity = state.Locks, state.Identity
+		deps.Leader = state.Elector
+	}
 	b, err := bot.New(*cfg, deps)
 	if err != nil {
 		return err
+	}
+	// A preview that changes what another pull request's preview overlaps
+	// with queues that one's refresh.
+	deps.Previewer.(*bot.Previewer).Refresh = b.Refresh
+	if state != nil {
+		go func() {
+			if err := state.Elector.Run(ctx, func(ctx context.Context) {
+				log.Info("leading", "identity", state.Identity)
+				<-ctx.Done()
+				log.Info("no longer leading", "identity", state.Identity)
+			}); err != nil {
+				log.Error("leader election stopped", "err", err.Error())
+			}
+		}()
 	}
 	return b.Run(ctx)
 }
@@ -72,7 +97,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 // dependencies builds the forge clients and the previewer from cfg. The
 // forge clients report their requests and rate-limit waits to the bot's
 // metrics.
-func dependencies(cfg *bot.Config) (bot.Deps, error) {
+func dependencies(cfg *bot.Config, log *slog.Logger) (bot.Deps, error) {
 	metrics := bot.NewMetrics()
 	deps := bot.Deps{
 		Parsers: map[scm.Kind]scm.WebhookParser{},
@@ -122,6 +147,9 @@ func dependencies(cfg *bot.Config) (bot.Deps, error) {
 		deps.Forges[scm.GitLab], deps.Parsers[scm.GitLab] = forges, parser
 	}
 	previewer := bot.NewPreviewer(*cfg)
-	deps.Previewer, deps.Approver = previewer, previewer
+	previewer.Events = func(e bot.SyncEvent) {
+		log.Info("event", "kind", e.Kind, "repo", e.Repo.String(), "app", e.App, "revision", e.Revision, "message", e.Message)
+	}
+	deps.Previewer, deps.Approver, deps.Syncer = previewer, previewer, previewer
 	return deps, nil
 }

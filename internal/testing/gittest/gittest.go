@@ -98,6 +98,13 @@ func (r *Repo) Branch(t testing.TB, name string) {
 	r.git(t, "branch", "--", name)
 }
 
+// Checkout checks out rev detached, so that the next commits branch from
+// it (another pull request's head off the same base).
+func (r *Repo) Checkout(t testing.TB, rev string) {
+	t.Helper()
+	r.git(t, "checkout", "-q", "--detach", rev)
+}
+
 // Head returns the SHA of the commit checked out.
 func (r *Repo) Head(t testing.TB) string {
 	t.Helper()
