@@ -61,6 +61,11 @@ type Deps struct {
 	// always does. Every replica takes webhooks; syncs they start are
 	// serialised per app by the Previewer's Locks.
 	Leader interface{ IsLeader() bool }
+	// JobLocks, shared by the replicas (State.Locks), let one job at a time
+	// run per pull request across them, as the queue does within one; nil:
+	// a single replica. Identity names this replica as their holder.
+	JobLocks Locker
+	Identity string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its
@@ -85,6 +90,7 @@ type Bot struct {
 	ready    atomic.Bool
 	running  atomic.Bool
 	stopping chan struct{}  // closed when Run begins shutting down
+	wake     chan struct{}  // a reconcile now (ReconcileNow)
 	waits    sync.WaitGroup // rate-limit waits in flight
 }
 
@@ -107,6 +113,7 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 		metrics:  deps.Metrics,
 		patterns: map[scm.Kind][]string{},
 		stopping: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)

@@ -24,9 +24,10 @@ func TestDeployBase(t *testing.T) {
 			t.Errorf("%s %s is not in namespace gitops-bot", obj.GetKind(), obj.GetName())
 		}
 	}
-	for _, kind := range []string{"Deployment", "Service", "ServiceAccount", "ConfigMap", "ClusterRole", "ClusterRoleBinding"} {
-		if kinds[kind] != 1 {
-			t.Errorf("deploy/base has %d %s, want 1", kinds[kind], kind)
+	for kind, n := range map[string]int{"Deployment": 1, "Service": 1, "ServiceAccount": 1, "ConfigMap": 1,
+		"ClusterRole": 2, "ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1} {
+		if kinds[kind] != n {
+			t.Errorf("deploy/base has %d %s, want %d", kinds[kind], kind, n)
 		}
 	}
 	data, err := os.ReadFile(filepath.Join(base, "config.yaml"))

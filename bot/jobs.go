@@ -312,7 +312,27 @@ func (b *Bot) run(ctx context.Context, j *job) {
 	defer cancel()
 	log := b.log.With("pr", j.pr.String())
 
-	err := b.execute(ctx, j)
+	var err error
+	if b.deps.JobLocks != nil {
+		// Another replica may run a job of this pull request (a webhook
+		// it took): wait for it, then run with the fresh state.
+		held, release, l, ok, lerr := hold(ctx, b.deps.JobLocks, jobLockKey(j.pr), b.deps.Identity)
+		switch {
+		case lerr != nil:
+			err = lerr
+		case !ok:
+			log.Info("job waits for another replica", "holder", l.Holder)
+			b.metrics.jobs.WithLabelValues("busy").Inc()
+			b.retryAfter(j, busyRetry)
+			return
+		default:
+			defer release()
+			ctx = held
+		}
+	}
+	if err == nil {
+		err = b.execute(ctx, j)
+	}
 	result := "success"
 	var rl *scm.RateLimitError
 	switch {
@@ -502,6 +522,19 @@ func (b *Bot) retryAfterRateLimit(j *job, rl *scm.RateLimitError, log *slog.Logg
 	wait := min(max(rl.Reset.Sub(b.now()), 0), maxRateLimitWait)
 	log.Warn("forge rate limit hit; job re-queued", "wait", wait.String(), "attempt", j.attempts)
 	b.metrics.rateLimitWaits.Inc()
+	b.retryAfter(j, wait)
+}
+
+// busyRetry is how soon a job another replica holds is tried again.
+const busyRetry = 2 * time.Second
+
+// jobLockKey is the lock of pull request pr's jobs (or of a default
+// branch's syncs, number 0) across replicas.
+func jobLockKey(pr scm.PRRef) string { return "job:" + pr.String() }
+
+// retryAfter puts j back in the queue after wait, unless the bot stops
+// first.
+func (b *Bot) retryAfter(j *job, wait time.Duration) {
 	b.waits.Add(1)
 	reset := b.after(wait)
 	go func() {

@@ -37,6 +37,50 @@ func applyLockKey(repo scm.RepoRef, app string) string { return "apply:" + repo.
 // prHolder is how a pull request holds a lock: its ref.
 func prHolder(ref scm.PRRef) string { return ref.String() }
 
+// heldLockTTL is how long a lock taken with hold (an app's apply, a pull
+// request's job) outlives its holder's last renewal: a replica that dies
+// mid-apply holds the app up at most this long. The holder renews it every
+// heldLockTTL/4.
+const heldLockTTL = 20 * time.Second
+
+// hold takes key for holder with heldLockTTL and keeps renewing it until
+// release is called. The context it returns ends when a renewal finds the
+// lock taken by another (this holder stalled past the TTL), so that work
+// under a lock no longer held stops. Without the lock, it returns who has
+// it and false.
+func hold(ctx context.Context, locks Locker, key, holder string) (held context.Context, release func(), l lease.Lock, ok bool, err error) {
+	l, ok, err = locks.Acquire(ctx, key, holder, heldLockTTL)
+	if err != nil || !ok {
+		return nil, nil, l, ok, err
+	}
+	held, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(heldLockTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-held.Done():
+				return
+			case <-t.C:
+			}
+			// A failed renewal (the API server briefly away) is tried
+			// again at the next tick; a lock lost is the end.
+			if _, still, err := locks.Acquire(held, key, holder, heldLockTTL); err == nil && !still {
+				cancel()
+				return
+			}
+		}
+	}()
+	release = func() {
+		cancel()
+		<-done
+		_ = locks.Release(context.WithoutCancel(ctx), key, holder)
+	}
+	return held, release, l, true, nil
+}
+
 // memLocks is a Locker in one process: enough for one replica.
 type memLocks struct {
 	mu    sync.Mutex

@@ -21,7 +21,18 @@ func (b *Bot) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-b.wake:
 		}
+	}
+}
+
+// ReconcileNow asks for a reconcile without waiting for the interval: a
+// replica that becomes the leader takes over at once what the last one
+// left (a sync it died in, locks of closed pull requests).
+func (b *Bot) ReconcileNow() {
+	select {
+	case b.wake <- struct{}{}:
+	default: // one is pending already
 	}
 }
 

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,10 +22,6 @@ import (
 // change is not from an approved pull request (nothing of it is applied),
 // pending while a deploy window is closed.
 const SyncContext = "gitops/sync"
-
-// applyLockSlack is how long an apply lock outlives the app's wait
-// timeout, so a replica that died mid-apply frees the app within it.
-const applyLockSlack = 2 * time.Minute
 
 // SyncForge is what syncing does on a forge: the approval gate's reads,
 // the pull requests of a commit, the default branch, and deployments.
@@ -85,7 +82,10 @@ type syncResult struct {
 	app, cluster string
 	summary      string
 	err          error
-	skipped      string
+	// skipped says why nothing was applied (already in sync); busy, that
+	// another replica is applying it now (the status stays pending and a
+	// later sync looks again).
+	skipped, busy string
 }
 
 // locker is p.Locks, or locks in this process.
@@ -226,6 +226,11 @@ func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.Rep
 			continue
 		}
 		res := p.applyItem(ctx, forge, repo, branch.Name, branch.SHA, it)
+		if res.busy != "" {
+			failed[name] = true
+			waiting = append(waiting, name+": "+res.busy)
+			continue
+		}
 		if res.err != nil {
 			failed[name] = true
 			refusals = append(refusals, fmt.Sprintf("%s: %v", name, res.err))
@@ -436,16 +441,16 @@ func (p *Previewer) applyItem(ctx context.Context, forge scm.Deployer, repo scm.
 	res := syncResult{app: name, cluster: p.clusterOf(*it.app)}
 	holder := p.identity()
 	key := applyLockKey(repo, name)
-	l, ok, err := p.locker().Acquire(ctx, key, holder, it.r.WaitTimeout(0)+applyLockSlack)
+	ctx, release, l, ok, err := hold(ctx, p.locker(), key, holder)
 	switch {
 	case err != nil:
 		res.err = fmt.Errorf("take the apply lock: %w", err)
 		return res
 	case !ok:
-		res.skipped = "being applied by " + l.Holder
+		res.busy = "being applied by " + l.Holder
 		return res
 	}
-	defer func() { _ = p.locker().Release(context.WithoutCancel(ctx), key, holder) }()
+	defer release()
 	// Another replica may have applied it since this one looked.
 	if synced, err := inSync(ctx, it.engine, it.r, it.plan); err == nil && synced {
 		res.skipped = "already in sync"
@@ -584,8 +589,8 @@ func (p *Previewer) SyncPull(ctx context.Context, forge SyncForge, pr *scm.PullR
 			continue
 		}
 		res := p.applyItem(ctx, forge, repo, pr.HeadRef, pr.HeadSHA, it)
-		if res.skipped != "" {
-			refusals = append(refusals, fmt.Sprintf("- **%s:** not applied now: %s", name, res.skipped))
+		if skipped := cmp.Or(res.busy, res.skipped); skipped != "" {
+			refusals = append(refusals, fmt.Sprintf("- **%s:** not applied now: %s", name, skipped))
 			continue
 		}
 		results = append(results, res)

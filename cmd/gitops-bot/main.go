@@ -71,7 +71,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		// lasts until the Lease is lost or the bot stops.
 		previewer := deps.Previewer.(*bot.Previewer)
 		previewer.Locks, previewer.Identity = state.Locks, state.Identity
-		deps.Leader = state.Elector
+		deps.Leader, deps.JobLocks, deps.Identity = state.Elector, state.Locks, state.Identity
 	}
 	b, err := bot.New(*cfg, deps)
 	if err != nil {
@@ -84,6 +84,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		go func() {
 			if err := state.Elector.Run(ctx, func(ctx context.Context) {
 				log.Info("leading", "identity", state.Identity)
+				b.ReconcileNow()
 				<-ctx.Done()
 				log.Info("no longer leading", "identity", state.Identity)
 			}); err != nil {

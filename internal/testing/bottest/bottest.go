@@ -4,6 +4,7 @@
 package bottest
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,10 +44,29 @@ type Options struct {
 	Logs io.Writer
 	// Env is added to the bot's environment (e.g. GOMEMLIMIT).
 	Env []string
+	// State, when set, keeps the bot's state (leader election, locks) in
+	// Leases of this namespace of the cluster "test", so that several bots
+	// can run as replicas; Identity names this one (default: host name and
+	// process id).
+	State, Identity string
+	// ReconcileInterval defaults to 1h (no reconcile after the first).
+	ReconcileInterval time.Duration
+	// Config is appended to the bot's YAML config (top-level keys).
+	Config string
 	// ColdStart empties the kernel's page cache first (root only), so the
 	// binary starts as a freshly scheduled pod's would, not from the pages
 	// `go build` just wrote.
 	ColdStart bool
+}
+
+// extra is the config after the fixed part: the state block and Config.
+func (o Options) extra() string {
+	var b strings.Builder
+	if o.State != "" {
+		fmt.Fprintf(&b, "state: {cluster: test, namespace: %q, identity: %q}\n", o.State, o.Identity)
+	}
+	b.WriteString(o.Config)
+	return b.String()
 }
 
 // Start runs the bot as a GitHub App of fake, waits until /readyz answers,
@@ -75,8 +96,8 @@ clusters:
   test: {kubeconfig: %q}
 defaultCluster: test
 cacheDir: %q
-reconcileInterval: 1h
-`, addr, fake.URL(), fake.AppID, key, opts.Repository, opts.Kubeconfig, filepath.Join(dir, "cache")), 0o600); err != nil {
+reconcileInterval: %s
+%s`, addr, fake.URL(), fake.AppID, key, opts.Repository, opts.Kubeconfig, filepath.Join(dir, "cache"), cmp.Or(opts.ReconcileInterval, time.Hour), opts.extra()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "bot.log")
