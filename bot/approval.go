@@ -101,6 +101,7 @@ func (p *Previewer) approval(ctx context.Context, forge ApprovalForge, pr *scm.P
 	}
 	switch d.ApprovalState() {
 	case approvals.StateSuccess:
+		p.rememberApproved(ctx, pr, plans)
 		return scm.StatusSuccess, approvedText(d), nil
 	case approvals.StateFailure:
 		return scm.StatusFailure, strings.Join(d.ApprovalReasons, "; "), nil
@@ -212,7 +213,7 @@ func (p *Previewer) planReviewedCommits(ctx context.Context, forge ApprovalForge
 			continue
 		}
 		for _, app := range apps {
-			if _, ok := p.planCache().get(repo, sha, app); !ok {
+			if _, ok := p.planCache().get(repo, sha, app); !ok && !p.recallApproved(ctx, pr.Ref, sha) {
 				shas = append(shas, sha)
 				break
 			}

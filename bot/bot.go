@@ -66,6 +66,9 @@ type Deps struct {
 	// a single replica. Identity names this replica as their holder.
 	JobLocks Locker
 	Identity string
+	// Deliveries keeps the deliveries handled across restarts and
+	// replicas (State.Records); nil: in memory only.
+	Deliveries RecordStore
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its
@@ -199,6 +202,14 @@ func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
 	workCtx, stopWork := context.WithCancel(ctx)
 	defer stopWork()
 	var workers sync.WaitGroup
+	if b.deps.Deliveries != nil {
+		// Before the first delivery is taken: one redelivered across the
+		// restart is known.
+		if err := b.loadDeliveries(ctx); err != nil {
+			b.log.Warn("deliveries handled before the start not loaded; a redelivery of one may run its job again", "err", err.Error())
+		}
+		workers.Go(func() { b.persistDeliveries(workCtx) })
+	}
 	for range b.cfg.Workers {
 		workers.Go(func() { b.worker(workCtx) })
 	}

@@ -134,9 +134,11 @@ type harness struct {
 	previewer PreviewRunner
 	// approver sets the approval gate; nil leaves it off.
 	approver ApprovalRunner
-	work     func(ctx context.Context, pr scm.PRRef, t Trigger) error
-	now      func() time.Time
-	metrics  *Metrics
+	// deliveries keeps the deliveries handled; nil: in memory.
+	deliveries RecordStore
+	work       func(ctx context.Context, pr scm.PRRef, t Trigger) error
+	now        func() time.Time
+	metrics    *Metrics
 
 	mu    sync.Mutex
 	calls []call
@@ -187,13 +189,14 @@ func (h *harness) build() *Bot {
 		previewer = previewFunc(h.record)
 	}
 	b, err := New(h.cfg, Deps{
-		Logger:    logger,
-		Parsers:   map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser},
-		Forges:    map[scm.Kind]scm.Forges{scm.GitHub: h.forge},
-		Previewer: previewer,
-		Approver:  h.approver,
-		Now:       h.now,
-		Metrics:   h.metrics,
+		Logger:     logger,
+		Parsers:    map[scm.Kind]scm.WebhookParser{scm.GitHub: h.parser},
+		Forges:     map[scm.Kind]scm.Forges{scm.GitHub: h.forge},
+		Previewer:  previewer,
+		Approver:   h.approver,
+		Now:        h.now,
+		Deliveries: h.deliveries,
+		Metrics:    h.metrics,
 	})
 	if err != nil {
 		h.t.Fatalf("New: %v", err)

@@ -479,6 +479,7 @@ type seenSet struct {
 	now   func() time.Time
 	order *list.List // of seenEntry, oldest at the front
 	items map[string]*list.Element
+	gen   uint64 // counts changes, for persisting (deliveries.go)
 }
 
 type seenEntry struct {
@@ -511,6 +512,7 @@ func (s *seenSet) claim(keys ...string) bool {
 	for _, key := range keys {
 		s.items[key] = s.order.PushBack(seenEntry{key: key, at: now})
 	}
+	s.gen++
 	return true
 }
 
@@ -521,6 +523,7 @@ func (s *seenSet) forget(keys ...string) {
 		if e, ok := s.items[key]; ok {
 			s.order.Remove(e)
 			delete(s.items, key)
+			s.gen++
 		}
 	}
 }

@@ -75,6 +75,9 @@ type Previewer struct {
 	// Events receives what syncs did and refused, for notifications; nil
 	// drops them.
 	Events func(SyncEvent)
+	// Records keep the last approved plan of each pull request across
+	// restarts and replicas; nil keeps them in memory only.
+	Records RecordStore
 	// Refresh queues a fresh preview of a pull request whose overlap
 	// warnings a preview of another one changed (Bot.Refresh); nil leaves
 	// those comments as they are until their next preview.

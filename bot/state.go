@@ -12,13 +12,24 @@ import (
 // LeaderLease is the name of the Lease the replicas elect a leader with.
 const LeaderLease = "gitops-bot-leader"
 
-// State is the bot's state in Kubernetes: the Leases of leader election
-// and of locks, in the namespace cfg.State names.
+// State is the bot's state in Kubernetes, in the namespace cfg.State
+// names: the Leases of leader election and of locks, and the ConfigMaps of
+// records.
 type State struct {
 	Locks    *lease.Locks
 	Elector  *lease.Elector
 	Identity string
+	// Approvals keep the last approved plan of each pull request
+	// (Previewer.Records), Deliveries the webhook deliveries handled
+	// (Deps.Deliveries): ConfigMaps ApprovalsRecord and DeliveriesRecord.
+	Approvals, Deliveries *lease.Records
 }
+
+// The ConfigMaps of the bot's records.
+const (
+	ApprovalsRecord  = "gitops-bot-approvals"
+	DeliveriesRecord = "gitops-bot-deliveries"
+)
 
 // NewState connects to cfg.State's cluster; nil without a state block.
 func NewState(cfg Config) (*State, error) {
@@ -49,8 +60,10 @@ func NewState(cfg Config) (*State, error) {
 		id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return &State{
-		Locks:    &lease.Locks{Client: client, Namespace: cfg.State.Namespace},
-		Elector:  &lease.Elector{Client: client, Namespace: cfg.State.Namespace, Name: LeaderLease, Identity: id},
-		Identity: id,
+		Locks:      &lease.Locks{Client: client, Namespace: cfg.State.Namespace},
+		Elector:    &lease.Elector{Client: client, Namespace: cfg.State.Namespace, Name: LeaderLease, Identity: id},
+		Identity:   id,
+		Approvals:  &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: ApprovalsRecord},
+		Deliveries: &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: DeliveriesRecord},
 	}, nil
 }

@@ -687,12 +687,18 @@ func (p *Previewer) diverged(ctx context.Context, forge SyncForge, pr *scm.PullR
 }
 
 // headPlan is app's plan at pr's head as its preview rendered it, or, when
-// no preview in this process did (a restart), rendered again from the head
-// (in the sandbox, under base's policy for sources).
+// no preview in this process did (a restart, another replica), as the
+// approval recorded it (Records), else rendered again from the head (in
+// the sandbox, under base's policy for sources).
 func (p *Previewer) headPlan(ctx context.Context, forge scm.CloneCredentials, pr *scm.PullRequest, base *config.Repository, app string) (string, error) {
 	key := pr.Ref.Repo.String()
 	if h, ok := p.planCache().get(key, pr.HeadSHA, app); ok {
 		return h, nil
+	}
+	if p.recallApproved(ctx, pr.Ref, pr.HeadSHA) {
+		if h, ok := p.planCache().get(key, pr.HeadSHA, app); ok {
+			return h, nil
+		}
 	}
 	tree, err := p.checkout(ctx, forge, headOf(pr), base, pr.HeadSHA)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/lease"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
 
@@ -253,4 +254,32 @@ func (s *previewSetup) lastComment() string {
 		return ""
 	}
 	return c[len(c)-1].Body
+}
+
+// TestApprovedPlanSurvivesARestart: the gate records the plans it approved
+// in a ConfigMap; after a restart (an empty plan cache) the merge is judged
+// on the recorded plan of the approved head.
+func TestApprovedPlanSurvivesARestart(t *testing.T) {
+	s, head := newSyncSetup(t)
+	s.p.Records = &lease.Records{Client: env.Clientset, Namespace: s.ns, Name: ApprovalsRecord}
+	s.review("alice", scm.ReviewApproved, head)
+	wantStatus(t, "approved", s.approve(t), scm.StatusSuccess, "approved by @alice")
+	plan, _ := s.p.PlanHash(s.ref.Repo, head, "web")
+
+	value, ok, err := s.p.Records.Get(t.Context(), approvedKey(s.ref))
+	if err != nil || !ok || !strings.Contains(value, head) || !strings.Contains(value, plan) {
+		t.Fatalf("approved record = %q, %v, %v; want the head %s and web's plan %s", value, ok, err, head, plan)
+	}
+	s.p.plans = newPlanCache(0)
+	if !s.p.recallApproved(t.Context(), s.ref, head) {
+		t.Fatal("the approved plan was not recalled after a restart")
+	}
+	if got, _ := s.p.PlanHash(s.ref.Repo, head, "web"); got != plan {
+		t.Errorf("recalled plan of web = %q, want %q", got, plan)
+	}
+	if s.p.recallApproved(t.Context(), s.ref, "another-sha") {
+		t.Error("a plan approved on one head was recalled for another")
+	}
+	s.merge(t, head)
+	wantStatus(t, "merge after a restart", s.sync(t, head), scm.StatusSuccess, "applied web")
 }

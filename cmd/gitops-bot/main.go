@@ -70,8 +70,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		// Every replica takes webhooks; the leader reconciles. Leading
 		// lasts until the Lease is lost or the bot stops.
 		previewer := deps.Previewer.(*bot.Previewer)
-		previewer.Locks, previewer.Identity = state.Locks, state.Identity
+		previewer.Locks, previewer.Identity, previewer.Records = state.Locks, state.Identity, state.Approvals
 		deps.Leader, deps.JobLocks, deps.Identity = state.Elector, state.Locks, state.Identity
+		deps.Deliveries = state.Deliveries
 	}
 	b, err := bot.New(*cfg, deps)
 	if err != nil {
