@@ -18,6 +18,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/diff"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gate"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
@@ -251,7 +252,7 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	base, problem, err := baseConfig(ctx, forge, pr)
 	if base == nil {
 		if problem != nil {
-			return nil, problem.note, nil
+			return nil, problem.Note, nil
 		}
 		return nil, "", err
 	}
@@ -305,29 +306,9 @@ func (p *Previewer) previews(ctx context.Context, forge PreviewForge, pr *scm.Pu
 	return out, "", nil
 }
 
-// baseProblem says why a pull request's base has no usable gitops.yaml:
-// a note for the reader, and whether the file is there but invalid.
-type baseProblem struct {
-	note    string
-	invalid bool
-}
-
-// baseConfig reads gitops.yaml at the pull request's base: policy comes
-// from the base, and the head may not widen it. Without a usable file it
-// returns nil and the problem; err is for what the job should retry.
-func baseConfig(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*config.Repository, *baseProblem, error) {
-	data, err := forge.ReadFile(ctx, pr.Ref.Repo, pr.BaseSHA, config.FileName)
-	if errors.Is(err, scm.ErrNotFound) {
-		return nil, &baseProblem{note: "The base branch has no " + config.FileName + "; nothing to preview."}, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read %s at the base %s: %w", config.FileName, pr.BaseSHA, err)
-	}
-	base, err := config.Parse(config.FileName+" (base)", data)
-	if err != nil {
-		return nil, &baseProblem{note: "The base branch's " + config.FileName + " is invalid, so nothing is previewed: " + err.Error(), invalid: true}, nil
-	}
-	return base, nil, nil
+// baseConfig reads gitops.yaml at the pull request's base (gate.BaseConfig).
+func baseConfig(ctx context.Context, forge scm.FileReader, pr *scm.PullRequest) (*config.Repository, *gate.BaseProblem, error) {
+	return gate.BaseConfig(ctx, forge, pr)
 }
 
 // prTree is a commit of a pull request, checked out, with its gitops.yaml

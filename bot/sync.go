@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubectl-gitops/kubectl-gitops/approvals"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gate"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 )
 
@@ -402,17 +402,17 @@ func (p *Previewer) judgeMerge(ctx context.Context, forge SyncForge, repo scm.Re
 				engine.ShortRevision(head), prNumber(pr.Ref))
 			return nil
 		}
-		d, why, err := p.decide(ctx, forge, gate{pr: pr, base: base, apps: []string{name}, changed: changed,
-			plans: map[string]string{name: it.plan}, mergedAt: pr.MergedAt, now: time.Now()})
+		d, why, err := p.decide(ctx, forge, gate.Change{PR: pr, Base: base, Apps: []string{name}, Changed: changed,
+			Plans: map[string]string{name: it.plan}, MergedAt: pr.MergedAt, Now: time.Now()})
 		switch {
 		case err != nil:
 			return err
 		case why != "":
 			it.refused = why
 		case !d.Approved:
-			it.refused = fmt.Sprintf("%s was merged without the approval its policy needs (%s); not applied", prNumber(pr.Ref), strings.Join(only(d).ApprovalReasons, "; "))
+			it.refused = fmt.Sprintf("%s was merged without the approval its policy needs (%s); not applied", prNumber(pr.Ref), strings.Join(gate.Only(d).ApprovalReasons, "; "))
 		case !d.Open:
-			it.waiting = strings.Join(only(d).WindowReasons, "; ")
+			it.waiting = strings.Join(gate.Only(d).WindowReasons, "; ")
 		default:
 			it.pr, it.approvers = pr, d.Approvers
 			if l, ok, err := p.locker().Get(ctx, prLockKey(repo, name)); err == nil && ok && l.Holder != prHolder(pr.Ref) {
@@ -546,7 +546,7 @@ func (p *Previewer) SyncPull(ctx context.Context, forge SyncForge, pr *scm.PullR
 		return err
 	}
 	if problem != nil {
-		return p.answer(ctx, forge, pr, problem.note)
+		return p.answer(ctx, forge, pr, problem.Note)
 	}
 	tree, err := p.checkout(ctx, forge, headOf(pr), base, pr.HeadSHA)
 	if err != nil {
@@ -630,15 +630,15 @@ func (p *Previewer) pullItem(ctx context.Context, forge SyncForge, pr *scm.PullR
 		return nil, fmt.Sprintf("the default branch changed it since this pull request's base; merge %s into this branch (or rebase) and sync again", branch.Name), nil
 	}
 	plan, _ := p.planCache().get(repo.String(), pr.HeadSHA, name)
-	d, why, err := p.decide(ctx, forge, gate{pr: pr, base: base, apps: []string{name}, changed: set.files, plans: map[string]string{name: plan}, now: time.Now()})
+	d, why, err := p.decide(ctx, forge, gate.Change{PR: pr, Base: base, Apps: []string{name}, Changed: set.files, Plans: map[string]string{name: plan}, Now: time.Now()})
 	switch {
 	case err != nil:
 		return nil, "", err
 	case why != "":
 		return nil, why, nil
 	case !d.Allowed:
-		reasons := strings.Join(only(d).Reasons, "; ")
-		if d.Approved || !stalePlan(d) {
+		reasons := strings.Join(gate.Only(d).Reasons, "; ")
+		if d.Approved || !gate.StalePlan(d) {
 			return nil, reasons, nil
 		}
 		return nil, "the plan changed since it was approved; re-review (" + reasons + ")", nil
@@ -652,17 +652,6 @@ func (p *Previewer) pullItem(ctx context.Context, forge SyncForge, pr *scm.PullR
 		return nil, "another pull request took its lock just now", err
 	}
 	return &syncItem{app: app, r: r, engine: e, plan: plan, pr: pr, approvers: d.Approvers}, "", nil
-}
-
-// stalePlan reports whether the decision counts approvals given on
-// another plan: the reviewers approved, but not what would be applied.
-func stalePlan(d approvals.Decision) bool {
-	for _, r := range d.ApprovalReasons {
-		if strings.Contains(r, "plan differs") {
-			return true
-		}
-	}
-	return false
 }
 
 // diverged reports whether the default branch changed app since pr's
@@ -815,15 +804,6 @@ func (p *Previewer) releaseIf(ctx context.Context, repo scm.RepoRef, release fun
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// only is the decision of a one-app evaluation, whose reasons are not
-// prefixed with the app.
-func only(d approvals.Decision) approvals.Decision {
-	if len(d.Apps) == 1 {
-		return d.Apps[0]
-	}
-	return d
 }
 
 // holderName names a lock's holder for a comment: a pull request of repo

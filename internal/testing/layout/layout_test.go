@@ -50,7 +50,8 @@ const module = "github.com/kubectl-gitops/kubectl-gitops"
 // (waiting) and version (build identity) are leaves; lease (the bot's state
 // in Kubernetes Leases and ConfigMaps: leader election, per-app locks,
 // records, DESIGN.md §5 "State") is a leaf over client-go that only the
-// bot and its command use.
+// bot and its command use; gate (the approval decision on a forge's facts)
+// sits between approvals and scm below and the bot and plugin above.
 //
 // Test files are not held to this table (a test may drive its package with
 // a higher one, as cluster's tests render charts with render); the named
@@ -63,12 +64,13 @@ var allowed = map[string][]string{
 	"plugin": {"internal/engine", "render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/images", "internal/gitrepo", "internal/chartrepo",
 		"internal/helmrelease", "internal/clock", "internal/version"},
-	"bot": {"internal/engine", "render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
+	"bot": {"internal/engine", "render", "approvals", "internal/gate", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/scm", "internal/images", "internal/notify",
 		"internal/gitrepo", "internal/chartrepo", "internal/helmrelease", "internal/lease", "internal/clock",
 		"internal/version"},
-	"render":    {"internal/config", "internal/helmrelease"},
-	"approvals": {},
+	"render":        {"internal/config", "internal/helmrelease"},
+	"approvals":     {},
+	"internal/gate": {"approvals", "internal/config", "internal/scm"},
 	"internal/engine": {"render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/images", "internal/gitrepo", "internal/chartrepo",
 		"internal/helmrelease", "internal/clock"},
