@@ -35,8 +35,16 @@ type ApplyOptions struct {
 	Revision        string
 	Name            string
 	Concurrency     int
+	// RequireApproval applies only a commit approved on the forge: the
+	// head of an open pull request, or the merge of one, approved under
+	// its base's policies with the plan being applied.
+	RequireApproval bool
+	// Repository is the forge repository (owner/name) of the approval
+	// check; empty: from the CI environment.
+	Repository string
 
-	arg string
+	arg      string
+	approval *approvalResult
 }
 
 // NewCmdApply builds `kubectl gitops apply PATH|APP`.
@@ -83,6 +91,8 @@ Exit status: 0 applied (and healthy with --wait), 2 or more an error.`,
 	f.StringVar(&o.Revision, "revision", "", "revision to record on the inventory (default: the Git commit of the tree)")
 	f.StringVar(&o.Name, "name", "", "inventory name for a path that is no app of gitops.yaml (without it such a path has no inventory and cannot prune)")
 	f.IntVar(&o.Concurrency, "concurrency", cluster.DefaultConcurrency, "requests in flight at once")
+	f.BoolVar(&o.RequireApproval, "require-approval", false, "apply only the head of an approved pull request, or its merge, with the plan its reviewers approved (reads the forge with GITHUB_TOKEN or GITLAB_TOKEN)")
+	f.StringVar(&o.Repository, "repository", "", "the forge repository (owner/name) of --require-approval (default: GITHUB_REPOSITORY or CI_PROJECT_PATH)")
 	return cmd
 }
 
@@ -135,6 +145,14 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 		return err
 	}
 	rendered := e.Render(ctx, o.units(targets, o.Name))
+	if o.RequireApproval {
+		if o.approval, err = o.requireApproval(ctx, t, targets, rendered); err != nil {
+			fmt.Fprintf(o.ErrOut, "error: %s\n", errorText(err, "  "))
+			fmt.Fprintln(o.ErrOut, "nothing was applied")
+			return &ExitCodeError{Code: ExitError}
+		}
+		fmt.Fprintf(o.ErrOut, "approved: %s by %s\n", o.approval.pr, approvers(o.approval.approvers))
+	}
 
 	failed := map[string]bool{}
 	var problems int
@@ -183,6 +201,9 @@ func (o *ApplyOptions) applyOne(ctx context.Context, e *engine.Engine, job *targ
 		Force:           o.Force,
 		Wait:            o.Wait,
 		Timeout:         o.Timeout,
+	}
+	if o.approval != nil && job.app != nil {
+		opts.Provenance = cluster.Provenance{PullRequest: o.approval.pr, Approvers: o.approval.approvers, PlanHash: o.approval.plans[job.app.Name]}
 	}
 	if r.IsHelm() {
 		res, err := e.Apply(ctx, r, opts)

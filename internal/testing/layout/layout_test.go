@@ -51,7 +51,9 @@ const module = "github.com/kubectl-gitops/kubectl-gitops"
 // in Kubernetes Leases and ConfigMaps: leader election, per-app locks,
 // records, DESIGN.md §5 "State") is a leaf over client-go that only the
 // bot and its command use; gate (the approval decision on a forge's facts)
-// sits between approvals and scm below and the bot and plugin above.
+// sits between approvals and scm below and the bot and plugin above; the
+// plugin reads a forge (with a token from the environment) only for apply
+// --require-approval.
 //
 // Test files are not held to this table (a test may drive its package with
 // a higher one, as cluster's tests render charts with render); the named
@@ -61,7 +63,8 @@ var allowed = map[string][]string{
 	"cmd/gitops-bot": {"bot", "internal/engine", "internal/sandbox", "internal/cluster", "internal/config",
 		"internal/scm", "internal/scm/github", "internal/scm/gitlab", "internal/images", "internal/notify",
 		"internal/gitrepo", "internal/chartrepo", "internal/lease", "internal/version"},
-	"plugin": {"internal/engine", "render", "approvals", "internal/sandbox", "internal/config", "internal/cluster",
+	"plugin": {"internal/engine", "render", "approvals", "internal/gate", "internal/scm", "internal/scm/github",
+		"internal/scm/gitlab", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/images", "internal/gitrepo", "internal/chartrepo",
 		"internal/helmrelease", "internal/clock", "internal/version"},
 	"bot": {"internal/engine", "render", "approvals", "internal/gate", "internal/sandbox", "internal/config", "internal/cluster",
