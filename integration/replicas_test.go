@@ -96,25 +96,14 @@ approvals:
 		t.Fatalf("pull_request.opened: HTTP %d, want 202", code)
 	}
 	waitContext(t, fake, head, "gitops/approval", "pending", "0 of 1 approvals")
-	fake.Update("acme/shop", func(r *githubfake.Repo) {
-		p := r.Pulls[7]
-		p.Reviews = append(p.Reviews, githubfake.Review{ID: 1, Author: "alice", State: "APPROVED", CommitID: head, SubmittedAt: time.Now()})
-	})
-	review := fmt.Appendf(nil, `{"action":"submitted","review":{"id":1,"state":"approved","commit_id":%q,"user":{"login":"alice"}},"pull_request":{"number":7,"state":"open","head":{"sha":%q,"ref":"alpha-two"},"base":{"ref":"main"},"user":{"login":"dev"}},"repository":{"id":1001,"name":"shop","full_name":"acme/shop","owner":{"login":"acme"}},"installation":{"id":42},"sender":{"login":"alice"}}`, head, head)
-	if code, answer := deliverEvent(t, b.Addr, "pull_request_review", "rep-2", review); code != http.StatusAccepted {
-		t.Fatalf("pull_request_review: HTTP %d %s, want 202", code, answer)
-	}
+	approve(fake, 7, "alice", head)
+	mustDeliver(t, b.Addr, "pull_request_review", reviewEvent("alice", head))
 	waitContext(t, fake, head, "gitops/approval", "success", "approved by @alice")
 
 	// Merged as a fast-forward; the push reaches both replicas.
-	fake.Update("acme/shop", func(r *githubfake.Repo) {
-		p := r.Pulls[7]
-		p.Merged, p.MergeCommitSHA, p.MergedAt = true, head, time.Now()
-		r.Branches["main"] = head
-	})
-	push := fmt.Appendf(nil, `{"ref":"refs/heads/main","before":%q,"after":%q,"repository":{"id":1001,"name":"shop","full_name":"acme/shop","owner":{"login":"acme"}},"installation":{"id":42},"sender":{"login":"dev"}}`, base, head)
+	mergePull(fake, 7, head)
 	for i, bot := range []*bottest.Bot{a, b} {
-		if code, answer := deliverEvent(t, bot.Addr, "push", fmt.Sprintf("rep-push-%d", i), push); code != http.StatusAccepted {
+		if code, answer := deliverEvent(t, bot.Addr, "push", fmt.Sprintf("rep-push-%d", i), pushEvent(base, head)); code != http.StatusAccepted {
 			t.Fatalf("push to replica %d: HTTP %d %s, want 202", i, code, answer)
 		}
 	}
