@@ -298,3 +298,32 @@ approvals:
 		t.Errorf("web-settings inside a deny window = %q, want one (not applied)", v)
 	}
 }
+
+// TestBotOverlapEndToEnd: two open pull requests change the same field of
+// web-settings, one in its file and one through a kustomize patch in other
+// files; both previews warn of the other, the first refreshed when the
+// second is previewed.
+func TestBotOverlapEndToEnd(t *testing.T) {
+	env.Require(t)
+	ns := env.Namespace(t)
+	fake := githubfake.New(t)
+	repo, addr, base, head := newSyncShop(t, fake, ns, "")
+
+	mustDeliver(t, addr, "pull_request", prEvent(7, "opened", head))
+	waitContext(t, fake, head, "gitops/preview", "success", "")
+
+	repo.Checkout(t, base)
+	patched := repo.Commit(t, map[string]string{
+		"apps/web/kustomization.yaml": "resources:\n- settings.yaml\npatches:\n- path: value.yaml\n",
+		"apps/web/value.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-settings\ndata:\n  key: three\n",
+	}, "web: three through a patch")
+	fake.Update("acme/shop", func(r *githubfake.Repo) {
+		r.Pulls[8] = &githubfake.Pull{Number: 8, Title: "web: three", Author: "dev", State: "open",
+			HeadSHA: patched, HeadRef: "change-8", BaseSHA: base, BaseRef: "main",
+			Files: []githubfake.File{{Filename: "apps/web/kustomization.yaml", Status: "added"}, {Filename: "apps/web/value.yaml", Status: "added"}}}
+	})
+	mustDeliver(t, addr, "pull_request", prEvent(8, "opened", patched))
+	object := "ConfigMap/" + ns + "/web-settings"
+	waitCommentOn(t, fake, 8, "**Also changed by #7:**", object, "(data.key)")
+	waitCommentOn(t, fake, 7, "**Also changed by #8:**", object, "(data.key)")
+}
