@@ -182,7 +182,8 @@ func (b *Bot) intake(kind scm.Kind, w http.ResponseWriter, r *http.Request) (eve
 	// What the bot has no use for is ignored before the allowlist is asked:
 	// many such events (installations, most GitLab hooks) name no repository.
 	trigger, ok := interesting(ev)
-	if !ok {
+	if !ok || (trigger.Reason == ReasonPush && b.deps.Syncer == nil) {
+		// A push only matters to a bot that syncs.
 		return event, resultIgnored, http.StatusOK
 	}
 	if !b.allowed(ev.Repo) {

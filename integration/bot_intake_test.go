@@ -432,7 +432,8 @@ var fuzzGitHubEvents = []string{"ping", "pull_request", "pull_request_review", "
 
 // FuzzGitHubWebhook sends signed payloads of every event kind through the
 // real handler and the real parser: never a panic, never a 5xx, and a
-// queued job only for a pull request with a positive number.
+// queued job only for a pull request with a positive number or a push to
+// a branch.
 func FuzzGitHubWebhook(f *testing.F) {
 	examples := githubfake.WebhookExamples(f)
 	for _, event := range fuzzGitHubEvents {
@@ -480,6 +481,10 @@ func assertQueuedValid(t *testing.T, body []byte) {
 	var p struct {
 		PullRequest *struct{ Number int } `json:"pull_request"`
 		Issue       *struct{ Number int } `json:"issue"`
+		Ref         string                `json:"ref"`
+		Repository  *struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatalf("accepted a body that does not decode: %v", err)
@@ -487,6 +492,8 @@ func assertQueuedValid(t *testing.T, body []byte) {
 	switch {
 	case p.PullRequest != nil && p.PullRequest.Number > 0:
 	case p.Issue != nil && p.Issue.Number > 0:
+	case strings.HasPrefix(p.Ref, "refs/heads/") && p.Repository != nil && p.Repository.FullName != "":
+		// A push to a branch, for a bot that syncs.
 	default:
 		t.Fatalf("accepted a delivery without a pull request number: %s", body)
 	}
