@@ -1079,3 +1079,29 @@ func TestMetricsTransportCountsForgeRequests(t *testing.T) {
 		t.Logf("metrics:\n%s", page)
 	}
 }
+
+// A GitLab webhook names the project by id, a configured repository may
+// not: both are one job, so a push and a reconcile never sync the default
+// branch at once in one replica.
+func TestQueueKeysIgnoreTheProjectID(t *testing.T) {
+	q := newQueue(func(int) {})
+	byPath := branchJob(scm.RepoRef{Kind: scm.GitLab, FullName: "acme/shop"})
+	byID := branchJob(scm.RepoRef{Kind: scm.GitLab, FullName: "acme/shop", ID: 42})
+	if err := q.add(byPath, 0, Trigger{Reason: ReasonReconcile, Branch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	j, _ := q.next(t.Context())
+	if err := q.add(byID, 0, Trigger{Reason: ReasonPush, Branch: "main", Pushed: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if j2, ok := q.next(ctx); ok {
+		t.Fatalf("the push ran beside the reconcile of the same branch: %+v", j2.pr)
+	}
+	q.done(j.pr)
+	j2, ok := q.next(t.Context())
+	if !ok || j2.pr.Repo.ID != 42 || j2.branch == nil || j2.branch.Reason != ReasonPush {
+		t.Fatalf("job after the reconcile = %+v, want the push with the project id", j2)
+	}
+}

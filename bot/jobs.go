@@ -115,8 +115,19 @@ type job struct {
 // branchJob is the job key of a repository's default branch.
 func branchJob(repo scm.RepoRef) scm.PRRef { return scm.PRRef{Repo: repo} }
 
+// queueKey is the queue's key of pr: by path and number, without the
+// forge's numeric id, which a webhook carries and a configured repository
+// may not, so both kinds of trigger share one job.
+func queueKey(pr scm.PRRef) scm.PRRef {
+	pr.Repo.ID = 0
+	return pr
+}
+
 // merge folds o into j, keeping the newest of each kind.
 func (j *job) merge(o *job) {
+	if j.pr.Repo.ID == 0 {
+		j.pr.Repo.ID = o.pr.Repo.ID
+	}
 	if o.preview != nil && o.previewSeq > j.previewSeq {
 		j.preview, j.previewSeq = o.preview, o.previewSeq
 	}
@@ -158,9 +169,9 @@ func (j *job) pushed() []string {
 type queue struct {
 	mu      sync.Mutex
 	seq     uint64
-	pending map[scm.PRRef]*job
+	pending map[scm.PRRef]*job // by queueKey
 	running map[scm.PRRef]bool
-	ready   []scm.PRRef // PRs pending and not running, in arrival order
+	ready   []scm.PRRef // keys pending and not running, in arrival order
 	closed  bool
 	wake    chan struct{}
 	depth   func(int)
@@ -213,16 +224,17 @@ func (q *queue) putLocked(j *job) error {
 	if q.closed {
 		return errors.New("bot is shutting down")
 	}
-	if p, ok := q.pending[j.pr]; ok {
+	k := queueKey(j.pr)
+	if p, ok := q.pending[k]; ok {
 		p.merge(j)
 		return nil
 	}
 	if len(q.pending) >= maxQueued {
 		return errQueueFull
 	}
-	q.pending[j.pr] = j
-	if !q.running[j.pr] {
-		q.ready = append(q.ready, j.pr)
+	q.pending[k] = j
+	if !q.running[k] {
+		q.ready = append(q.ready, k)
 	}
 	q.depth(len(q.pending))
 	return nil
@@ -265,6 +277,7 @@ func (q *queue) next(ctx context.Context) (*job, bool) {
 
 // done marks pr's job finished; a job that arrived meanwhile becomes ready.
 func (q *queue) done(pr scm.PRRef) {
+	pr = queueKey(pr)
 	q.mu.Lock()
 	delete(q.running, pr)
 	if _, ok := q.pending[pr]; ok {

@@ -250,7 +250,7 @@ func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.Rep
 	}
 	var errs []error
 	for _, pr := range prs {
-		body := syncComment(fmt.Sprintf("Merged as `%s` and synced:", engine.ShortRevision(branch.SHA)), byPR[pr.Ref.Number])
+		body := syncComment(fmt.Sprintf("%s merged as `%s` and synced:", prNumber(pr.Ref), engine.ShortRevision(branch.SHA)), byPR[pr.Ref.Number])
 		if _, err := forge.CreateComment(ctx, pr.Ref, body); err != nil {
 			errs = append(errs, fmt.Errorf("comment the sync result on %s: %w", pr.Ref, err))
 		}

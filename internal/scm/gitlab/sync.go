@@ -25,11 +25,18 @@ func (f *Forge) PullRequestsOfCommit(ctx context.Context, repo scm.RepoRef, sha 
 	if err != nil {
 		return nil, err
 	}
+	// The list answer lacks the diff refs (base SHA) and the clone URL the
+	// gate needs: each merge request is read again in full.
 	var out []scm.PullRequest
 	for _, mr := range mrs {
-		if mr != nil {
-			out = append(out, *pullRequest(repo, mr))
+		if mr == nil {
+			continue
 		}
+		full, err := f.GetPullRequest(ctx, pullRequest(repo, mr).Ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *full)
 	}
 	return out, nil
 }
