@@ -78,12 +78,7 @@ func Start(tb testing.TB, fake *githubfake.Server, opts Options) *Bot {
 	if err := os.WriteFile(key, fake.KeyPEM, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(tb)
 	config := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(config, fmt.Appendf(nil, `listen: %q
 github:
@@ -100,24 +95,45 @@ reconcileInterval: %s
 %s`, addr, fake.URL(), fake.AppID, key, opts.Repository, opts.Kubeconfig, filepath.Join(dir, "cache"), cmp.Or(opts.ReconcileInterval, time.Hour), opts.extra()), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "bot.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var logs io.Writer = logFile
-	if opts.Logs != nil {
-		logs = io.MultiWriter(logFile, opts.Logs)
-	}
 	if opts.ColdStart {
 		if err := dropPageCache(); err != nil {
 			tb.Fatalf("cold start: %v (it needs root)", err)
 		}
 	}
-	cmd := exec.Command(opts.Binary, "--config", config)
-	cmd.Env = append(os.Environ(), "WEBHOOK_SECRET="+opts.WebhookSecret, "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
-	cmd.Env = append(cmd.Env, opts.Env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
+	env := append([]string{"WEBHOOK_SECRET=" + opts.WebhookSecret}, opts.Env...)
+	return launch(tb, opts.Binary, dir, addr, config, env, opts.Logs)
+}
+
+// freeAddr is a loopback address free a moment ago.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// launch runs binary with config, serving on addr (HOME and the cache in dir, env added),
+// its log in dir/bot.log (and logs, if set) printed when tb fails, waits
+// until /readyz answers, and stops it (SIGINT, then SIGKILL after 20 s)
+// when tb ends.
+func launch(tb testing.TB, binary, dir, addr, config string, env []string, logs io.Writer) *Bot {
+	tb.Helper()
+	logPath := filepath.Join(dir, "bot.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out io.Writer = logFile
+	if logs != nil {
+		out = io.MultiWriter(logFile, logs)
+	}
+	cmd := exec.Command(binary, "--config", config)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CACHE_HOME="+filepath.Join(dir, "xdg"))
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
