@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# test-assets.sh builds the test control plane (kube-apiserver and etcd) and
-# the peer tools the tests and benchmarks compare against (kubectl, helm) from
-# the Go module proxy, caches them by version outside the repository, and
+# test-assets.sh builds the test control plane (kube-apiserver and etcd), the
+# peer tools the tests and benchmarks compare against (kubectl, helm) and the
+# release tools (krew and its manifest validator, cyclonedx-gomod for SBOMs)
+# from the Go module proxy, caches them by version outside the repository, and
 # prints the folder to use as KUBEBUILDER_ASSETS.
 #
 #   export KUBEBUILDER_ASSETS="$(hack/test-assets.sh)"
@@ -14,11 +15,18 @@ set -euo pipefail
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-1.37.2}"  # keep in step with internal/testing/testenv
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 HELM_VERSION="${HELM_VERSION:-4.3.1}"
+KREW_VERSION="${KREW_VERSION:-0.4.3}"
+CYCLONEDX_GOMOD_VERSION="${CYCLONEDX_GOMOD_VERSION:-1.10.0}"
 cache_root="${KUBECTL_GITOPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-gitops}"
 dest="$cache_root/assets/k8s-${KUBERNETES_VERSION}-etcd-${ETCD_VERSION}"
 
 have() { [[ -x "$dest/$1" ]]; }
-if have kube-apiserver && have etcd && have kubectl && have helm; then
+tools=(kube-apiserver etcd kubectl helm kubectl-krew validate-krew-manifest cyclonedx-gomod)
+all_built() {
+  local t
+  for t in "${tools[@]}"; do have "$t" || return 1; done
+}
+if all_built; then
   echo "$dest"
   exit 0
 fi
@@ -96,6 +104,13 @@ build_module etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/serv
 build_kubernetes kubectl
 build_module helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm \
   "-X helm.sh/helm/v4/internal/version.version=v${HELM_VERSION}"
+# krew as the kubectl plugin kubectl-krew, and the validator the krew index
+# runs on every manifest.
+build_module kubectl-krew sigs.k8s.io/krew "$KREW_VERSION" sigs.k8s.io/krew/cmd/krew \
+  "-X sigs.k8s.io/krew/internal/version.gitTag=v${KREW_VERSION}"
+build_module validate-krew-manifest sigs.k8s.io/krew "$KREW_VERSION" sigs.k8s.io/krew/cmd/validate-krew-manifest
+build_module cyclonedx-gomod github.com/CycloneDX/cyclonedx-gomod "$CYCLONEDX_GOMOD_VERSION" \
+  github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod
 
 log "ready in $dest"
 echo "$dest"
