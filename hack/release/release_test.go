@@ -492,6 +492,15 @@ func TestKrewInstall(t *testing.T) {
 	if out, err := kc("plugin", "list"); err != nil || !strings.Contains(out, "kubectl-gitops") {
 		t.Errorf("kubectl plugin list = %q, %v", out, err)
 	}
+	// uninstall wants the local plugin index that "kubectl krew update" clones;
+	// an empty Git repository stands in for it offline.
+	index := filepath.Join(krewRoot, "index", "default")
+	if err := os.MkdirAll(filepath.Join(index, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "init", "-q", index).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
 	if out, err := kc("krew", "uninstall", "gitops"); err != nil {
 		t.Fatalf("kubectl krew uninstall: %v\n%s", err, out)
 	}

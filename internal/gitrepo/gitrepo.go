@@ -1,9 +1,9 @@
 // Package gitrepo fetches Git sources: it is the engine's only way to get
-// third-party manifests. A source is fetched at one commit, shallowly, by
-// the git binary run with argv only, isolated from user and system Git
-// configuration, restricted to https, http and ssh transports (file only
-// when a test opts in), without hooks, submodules, redirects or prompts, and
-// with per-call credentials that never appear in a URL, argv or error.
+// third-party manifests. A source is fetched at one commit, shallowly, in
+// process with go-git (the bot's image has no git binary), reading no user
+// or system Git configuration, restricted to https, http and ssh transports
+// (file only when a test opts in), without hooks, submodules, redirects or
+// prompts, and with per-call credentials that never appear in a URL or error.
 //
 // Checkouts are cached by commit SHA under Fetcher.CacheDir as plain work
 // trees (no .git), so renders can't see Git internals and a second fetch of
@@ -11,8 +11,6 @@
 package gitrepo
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +18,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
+
+// objectCacheSize bounds the memory go-git keeps decoded objects in while
+// checking a commit out; the objects themselves stay in a pack on disk.
+const objectCacheSize = 16 * cache.MiByte
 
 // Fetcher fetches Git sources into a cache. The zero value is not usable:
 // CacheDir must be set. A Fetcher is safe for concurrent use, also by
@@ -54,8 +65,9 @@ type Checkout struct {
 
 // Fetch returns the work tree of url at ref: a full commit SHA, a tag or a
 // branch (a tag wins over a branch of the same name), "HEAD", or a full ref
-// name such as "refs/heads/main". Names are resolved with git ls-remote; a
-// commit already in the cache is returned without fetching it again.
+// name such as "refs/heads/main". Names are resolved against the refs the
+// remote advertises; a commit already in the cache is returned without
+// fetching it again.
 func (f *Fetcher) Fetch(ctx context.Context, url, ref string) (Checkout, error) {
 	if f.CacheDir == "" {
 		return Checkout{}, errors.New("git fetcher has no cache directory; set Fetcher.CacheDir")
@@ -68,26 +80,33 @@ func (f *Fetcher) Fetch(ctx context.Context, url, ref string) (Checkout, error) 
 	if err != nil {
 		return Checkout{}, err
 	}
-	var g *gitCmd // built only when the network is needed
+	// Built only when the network is needed; a name's session is kept for
+	// the fetch, so it costs no second listing of the refs.
+	var (
+		c    *conn
+		sess transport.UploadPackSession
+		ar   *packp.AdvRefs
+	)
 	sha := strings.ToLower(ref)
 	if !isFullSHA(ref) {
-		if g, err = newGitCmd(r, f.Auth, f.AllowFile); err != nil {
+		if c, err = newConn(r, f.Auth); err != nil {
 			return Checkout{}, err
 		}
-		if sha, err = resolve(ctx, r, g, ref); err != nil {
+		if sess, ar, sha, err = resolve(ctx, c, ref); err != nil {
 			return Checkout{}, err
 		}
+		defer sess.Close()
 	}
 	dir := filepath.Join(cacheDir, sha[:2], sha)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return Checkout{Dir: dir, Commit: sha}, nil
 	}
-	if g == nil {
-		if g, err = newGitCmd(r, f.Auth, f.AllowFile); err != nil {
+	if c == nil {
+		if c, err = newConn(r, f.Auth); err != nil {
 			return Checkout{}, err
 		}
 	}
-	if err := fetchInto(ctx, r, g, ref, sha, dir); err != nil {
+	if err := fetchInto(ctx, c, sess, ar, ref, sha, dir); err != nil {
 		return Checkout{}, err
 	}
 	return Checkout{Dir: dir, Commit: sha}, nil
@@ -104,11 +123,16 @@ func (f *Fetcher) ResolveRef(ctx context.Context, url, ref string) (string, erro
 	if isFullSHA(ref) {
 		return strings.ToLower(ref), nil
 	}
-	g, err := newGitCmd(r, f.Auth, f.AllowFile)
+	c, err := newConn(r, f.Auth)
 	if err != nil {
 		return "", err
 	}
-	return resolve(ctx, r, g, ref)
+	sess, _, sha, err := resolve(ctx, c, ref)
+	if err != nil {
+		return "", err
+	}
+	sess.Close()
+	return sha, nil
 }
 
 // prepare validates url and ref against the fetcher's policy.
@@ -126,10 +150,13 @@ func (f *Fetcher) prepare(url, ref string) (remote, error) {
 	return r, nil
 }
 
-// resolve looks up a ref name with git ls-remote.
-func resolve(ctx context.Context, r remote, g *gitCmd, ref string) (string, error) {
-	// Candidates in order of preference; ls-remote prints a peeled annotated
-	// tag as "<name>^{}" only when asked for that name.
+// resolve looks up a ref name among the refs the remote advertises. It
+// returns the open session and the refs, for fetching the commit; the
+// caller closes the session.
+func resolve(ctx context.Context, c *conn, ref string) (transport.UploadPackSession, *packp.AdvRefs, string, error) {
+	r := c.r
+	// Candidates in order of preference: an annotated tag's commit (its
+	// "peeled" value) before the tag object itself.
 	var want []string
 	switch {
 	case ref == "HEAD":
@@ -139,29 +166,31 @@ func resolve(ctx context.Context, r remote, g *gitCmd, ref string) (string, erro
 	default:
 		want = []string{"refs/tags/" + ref + "^{}", "refs/tags/" + ref, "refs/heads/" + ref}
 	}
-	// ls-remote runs outside any repository, in an empty directory, so no
-	// repository configuration is read.
-	tmp, err := os.MkdirTemp("", "gitrepo-ls-remote-")
-	if err != nil {
-		return "", fmt.Errorf("source %s ref %q: %w", r.display, ref, err)
-	}
-	defer os.RemoveAll(tmp)
-	out, err := g.run(ctx, tmp, append([]string{"ls-remote", "--", r.raw}, want...)...)
-	if err != nil {
-		return "", fmt.Errorf("resolve ref %q of source %s: %w; %s", ref, r.display, err, hint(err))
-	}
 	found := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		sha, name, ok := strings.Cut(sc.Text(), "\t")
-		if ok && isFullSHA(sha) {
-			found[name] = strings.ToLower(sha)
+	sess, ar, err := c.open(ctx)
+	switch {
+	case errors.Is(err, transport.ErrEmptyRemoteRepository):
+		// No refs: not found below.
+	case err != nil:
+		return nil, nil, "", fmt.Errorf("resolve ref %q of source %s: %w; %s", ref, r.display, err, hint(err))
+	default:
+		if ar.Head != nil {
+			found["HEAD"] = ar.Head.String()
+		}
+		for name, h := range ar.References {
+			found[name] = h.String()
+		}
+		for name, h := range ar.Peeled {
+			found[name+"^{}"] = h.String()
 		}
 	}
 	for _, name := range want {
 		if sha, ok := found[name]; ok {
-			return sha, nil
+			return sess, ar, sha, nil
 		}
+	}
+	if sess != nil {
+		sess.Close()
 	}
 	what := "no tag or branch of that name exists"
 	if strings.HasPrefix(ref, "refs/") || ref == "HEAD" {
@@ -172,20 +201,25 @@ func resolve(ctx context.Context, r remote, g *gitCmd, ref string) (string, erro
 	} else {
 		what += "; check the spelling, or use a full commit SHA"
 	}
-	return "", fmt.Errorf("source %s: ref %q not found: %s", r.display, ref, what)
+	return nil, nil, "", fmt.Errorf("source %s: ref %q not found: %s", r.display, ref, what)
 }
 
 // fetchInto shallow-fetches commit sha into a temporary directory next to
 // dir, checks it out, drops .git and renames the work tree to dir. The
 // rename is atomic, so a concurrent fetch of the same commit either wins or
-// finds dir complete.
-func fetchInto(ctx context.Context, r remote, g *gitCmd, ref, sha, dir string) error {
+// finds dir complete. sess and ar are a session open on the remote and its
+// refs, or nil to open one.
+func fetchInto(ctx context.Context, c *conn, sess transport.UploadPackSession, ar *packp.AdvRefs, ref, sha, dir string) error {
 	what := fmt.Sprintf("ref %q (commit %s)", ref, sha)
 	if strings.EqualFold(ref, sha) {
 		what = "commit " + sha
 	}
 	wrap := func(err error) error {
-		return fmt.Errorf("fetch source %s at %s: %w", r.display, what, err)
+		return fmt.Errorf("fetch source %s at %s: %w", c.r.display, what, err)
+	}
+	if len(sha) != 40 {
+		// go-git v5 speaks SHA-1 only.
+		return wrap(errors.New("SHA-256 repositories are not supported; use a SHA-1 repository"))
 	}
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -197,28 +231,44 @@ func fetchInto(ctx context.Context, r remote, g *gitCmd, ref, sha, dir string) e
 	}
 	defer os.RemoveAll(tmp)
 
-	work := filepath.Join(tmp, "tree")
-	steps := []struct {
-		dir  string
-		args []string
-	}{
-		{tmp, []string{"init", "-q", "--template=", work}},
-		{work, []string{"fetch", "-q", "--depth=1", "--no-tags", "--no-recurse-submodules", "--", r.raw, sha}},
-		{work, []string{"checkout", "-q", "--detach", sha}},
-	}
-	for _, step := range steps {
-		if _, err := g.run(ctx, step.dir, step.args...); err != nil {
+	if sess == nil {
+		if sess, ar, err = c.open(ctx); err != nil {
 			return wrap(fmt.Errorf("%w; %s", err, hint(err)))
 		}
+		defer sess.Close()
 	}
-	out, err := g.run(ctx, work, "rev-parse", "--verify", "HEAD^{commit}")
-	if err != nil {
+	work := filepath.Join(tmp, "tree")
+	// The objects go to work/.git on disk, not to memory.
+	st := filesystem.NewStorageWithOptions(
+		osfs.New(filepath.Join(work, git.GitDirName), osfs.WithBoundOS()),
+		cache.NewObjectLRU(objectCacheSize),
+		filesystem.Options{ExclusiveAccess: true},
+	)
+	defer st.Close()
+	h := plumbing.NewHash(sha)
+	if err := c.fetchCommit(ctx, sess, ar, h, st); err != nil {
+		return wrap(fmt.Errorf("%w; %s", err, hint(err)))
+	}
+	if err := ctx.Err(); err != nil {
 		return wrap(err)
 	}
-	if head := strings.TrimSpace(string(out)); head != sha {
+	obj, err := st.EncodedObject(plumbing.AnyObject, h)
+	if err != nil {
+		return wrap(c.fail(ctx, "the server did not send the commit", err))
+	}
+	if obj.Type() != plumbing.CommitObject {
+		return wrap(fmt.Errorf("%s is a %s object; the SHA must name a commit, not a tag object or tree", sha, obj.Type()))
+	}
+	// Errors of the checkout name paths from the repository, so they are
+	// scrubbed like the server's messages.
+	head, err := checkout(st, work, h)
+	if err != nil {
+		return wrap(c.fail(ctx, "check out", err))
+	}
+	if head != h {
 		return wrap(fmt.Errorf("checked out commit %s instead; the SHA must name a commit, not a tag object or tree", head))
 	}
-	if err := os.RemoveAll(filepath.Join(work, ".git")); err != nil {
+	if err := os.RemoveAll(filepath.Join(work, git.GitDirName)); err != nil {
 		return wrap(err)
 	}
 	if err := os.Rename(work, dir); err != nil {
@@ -232,4 +282,27 @@ func fetchInto(ctx context.Context, r remote, g *gitCmd, ref, sha, dir string) e
 		return wrap(err)
 	}
 	return nil
+}
+
+// checkout writes commit h of the repository in st to the work tree at work
+// and returns the commit HEAD then names. The work tree is written through
+// BoundOS, which keeps every write, also through a symlink in the tree,
+// inside work.
+func checkout(st storage.Storer, work string, h plumbing.Hash) (plumbing.Hash, error) {
+	repo, err := git.Init(st, osfs.New(work, osfs.WithBoundOS()))
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: h, Force: true}); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return head.Hash(), nil
 }

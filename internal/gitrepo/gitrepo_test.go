@@ -132,7 +132,7 @@ func TestFetchCachedSHAUsesNoNetwork(t *testing.T) {
 		t.Errorf("second fetch = %+v, want %+v", again, first)
 	}
 
-	// A tag pointing at the cached commit costs only the ls-remote.
+	// A tag pointing at the cached commit costs only the ref listing.
 	before = fx.srv.Requests()
 	if _, err := f.Fetch(t.Context(), fx.url, "v1"); err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestFetchBasicAuth(t *testing.T) {
 	t.Run("rejected", func(t *testing.T) {
 		f := newFetcher(t)
 		f.Auth = func(string) (string, string, bool) { return "bot", canary, true }
-		for _, ref := range []string{"v1", fx.second} { // ls-remote, then fetch
+		for _, ref := range []string{"v1", fx.second} { // ref listing, then fetch
 			_, err := f.Fetch(t.Context(), fx.url, ref)
 			if err == nil {
 				t.Fatalf("fetch %s with a wrong password succeeded", ref)
