@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -556,13 +557,34 @@ func markAvailable(ctx context.Context, dyn dynamic.Interface, ns, name string) 
 // nothing was pruned, and that running the apply again converges.
 func TestApplyAPIServerStopsMidApply(t *testing.T) {
 	env.Require(t)
-	te := &envtest.Environment{
-		BinaryAssetsDirectory:    testenv.AssetsDir(),
-		ControlPlaneStartTimeout: 60 * time.Second,
-		ControlPlaneStopTimeout:  30 * time.Second,
-	}
-	if _, err := te.Start(); err != nil {
-		t.Fatalf("starting a second control plane: %v", err)
+	var te *envtest.Environment
+	// A second control plane on a busy machine (go test runs packages in
+	// parallel, each with its own) can lose a race for its ports; envtest's
+	// own retries are quick, so try twice more, and say what the API server
+	// printed when it still fails.
+	for attempt := 1; ; attempt++ {
+		var out bytes.Buffer
+		te = &envtest.Environment{
+			BinaryAssetsDirectory:    testenv.AssetsDir(),
+			ControlPlaneStartTimeout: 60 * time.Second,
+			ControlPlaneStopTimeout:  30 * time.Second,
+		}
+		api := te.ControlPlane.GetAPIServer()
+		api.Out, api.Err = &out, &out
+		_, err := te.Start()
+		if err == nil {
+			break
+		}
+		_ = te.Stop()
+		if attempt == 3 {
+			tail := out.String()
+			if len(tail) > 4000 {
+				tail = tail[len(tail)-4000:]
+			}
+			t.Fatalf("starting a second control plane: %v\nkube-apiserver said:\n%s", err, tail)
+		}
+		t.Logf("starting a second control plane (attempt %d): %v", attempt, err)
+		time.Sleep(2 * time.Second)
 	}
 	t.Cleanup(func() { _ = te.Stop() })
 	ctx := context.Background()
