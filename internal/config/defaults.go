@@ -5,7 +5,6 @@ import "time"
 // Defaults that Default fills in.
 const (
 	DefaultWaitTimeout       = 5 * time.Minute
-	DefaultExclude           = `^.*\.sig$` // cosign signatures are tags too
 	DefaultOrder             = OrderAsc
 	DefaultPullRequestBranch = "gitops/images/{{.Name}}"
 	DefaultPullRequestTitle  = "Update {{.Name}} to {{.NewTag}}"
@@ -13,7 +12,15 @@ const (
 	// approved, so a rebase that renders the same objects keeps them.
 	DefaultDismissStale = StalePlan
 	DefaultTimeZone     = "UTC"
+	DefaultDigest       = DigestNone
 )
+
+// DefaultExcludes returns the exclude list of an image policy that sets
+// none: cosign stores signatures, attestations and SBOMs as tags of the
+// image (sha256-….sig, .att, .sbom), and none of them is a release.
+func DefaultExcludes() []string {
+	return []string{`^.*\.sig$`, `^.*\.att$`, `^.*\.sbom$`}
+}
 
 // Orders of an alphabetical or numerical tag policy.
 const (
@@ -36,7 +43,10 @@ func (r *Repository) Default() {
 	for i := range r.Images {
 		p := &r.Images[i]
 		if p.Exclude == nil {
-			p.Exclude = []string{DefaultExclude}
+			p.Exclude = DefaultExcludes()
+		}
+		if p.Digest == "" {
+			p.Digest = DefaultDigest
 		}
 		for _, o := range []*OrderPolicy{p.Policy.Alphabetical, p.Policy.Numerical} {
 			if o != nil && o.Order == "" {

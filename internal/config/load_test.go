@@ -89,6 +89,9 @@ images:
     image: example.com/b
     policy: {alphabetical: {order: desc}}
     exclude: []
+    digest: pin
+    minimumAge: 24h
+    group: base
     pullRequest: {branch: 'images/{{.Name}}'}
 `))
 	if err != nil {
@@ -101,8 +104,11 @@ images:
 		t.Errorf("wait timeout = %v, want 90s", got)
 	}
 	a, b := r.Images[0], r.Images[1]
-	if !slices.Equal(a.Exclude, []string{`^.*\.sig$`}) || len(b.Exclude) != 0 {
+	if !slices.Equal(a.Exclude, []string{`^.*\.sig$`, `^.*\.att$`, `^.*\.sbom$`}) || len(b.Exclude) != 0 {
 		t.Errorf("exclude = %q, %q; want the default, then none", a.Exclude, b.Exclude)
+	}
+	if a.Digest != DigestNone || b.Digest != DigestPin || a.MinimumAge.Duration != 0 || b.MinimumAge.Duration != 24*time.Hour || b.Group != "base" {
+		t.Errorf("digest, minimumAge, group = %q %v %q, %q %v %q", a.Digest, a.MinimumAge, a.Group, b.Digest, b.MinimumAge, b.Group)
 	}
 	if a.Policy.Numerical.Order != OrderAsc || b.Policy.Alphabetical.Order != OrderDesc {
 		t.Errorf("orders = %q, %q", a.Policy.Numerical.Order, b.Policy.Alphabetical.Order)
@@ -112,7 +118,7 @@ images:
 	}
 	before := *r.Apps[0].Wait
 	r.Default()
-	if *r.Apps[0].Wait != before || len(r.Images[0].Exclude) != 1 {
+	if *r.Apps[0].Wait != before || len(r.Images[0].Exclude) != 3 {
 		t.Error("Default is not idempotent")
 	}
 }
@@ -235,6 +241,18 @@ images:
     image: localhost:5000/app
     policy: {numerical: {order: desc}}
     filterTags: {pattern: '^build-([0-9]+)$', extract: '$1'}
+    group: nightly
+  - name: tags-too
+    image: localhost:5000/other
+    policy: {semver: {range: '>=1.0.0-0'}}
+    digest: pin
+    minimumAge: 1h30m
+    group: nightly
+    pullRequest: {branch: 'gitops/images/{{.Name}}', title: 'Nightly builds'}
+  - name: web
+    image: localhost:5000/web
+    policy: {alphabetical: {}}
+    group: tags
 notifications:
   providers:
     - {name: am, type: alertmanager, address: 'http://alertmanager.monitoring:9093'}
@@ -477,6 +495,50 @@ func TestLoadErrors(t *testing.T) {
 		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    filterTags: {pattern: '[', extract: '$1'}\n",
 		want: []string{`gitops.yaml:7: images[0].filterTags.pattern: "[" is not a regular expression`},
 	}, {
+		name: "filter extract",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    filterTags:\n      pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)$'\n      extract: '$stamp'\n" +
+			"  - name: b\n    image: ghcr.io/b\n    policy: {numerical: {}}\n    filterTags: {pattern: '^build-([0-9]+)$', extract: '$2'}\n" +
+			"  - name: c\n    image: ghcr.io/c\n    policy: {numerical: {}}\n    filterTags: {pattern: '^build-([0-9]+)$', extract: 'build'}\n",
+		want: []string{
+			`gitops.yaml:9: images[0].filterTags.extract: refers to group "stamp", which pattern does not define; name a group with (?P<stamp>...)`,
+			"gitops.yaml:13: images[1].filterTags.extract: refers to group $2, but pattern has 1 groups",
+			`gitops.yaml:17: images[2].filterTags.extract: "build" refers to no group of pattern; write $name for a group (?P<name>...)`,
+		},
+	}, {
+		name: "exclude regexps",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    exclude:\n      - '^.*\\.sig$'\n      - '^(?P<x.*$'\n",
+		want: []string{"gitops.yaml:9: images[0].exclude[1]: \"^(?P<x.*$\" is not a regular expression: error parsing regexp: invalid named capture"},
+	}, {
+		name: "negative minimumAge",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    minimumAge: -24h\n",
+		want: []string{`gitops.yaml:7: images[0].minimumAge: duration "-24h" is negative; use a positive duration such as 5m`},
+	}, {
+		name: "minimumAge without unit",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    minimumAge: 7\n",
+		want: []string{"gitops.yaml:7: images[0].minimumAge: duration 7 has no unit; write it with one, such as 7s or 7m"},
+	}, {
+		name: "digest mode",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    digest: pinn\n  - name: b\n    image: ghcr.io/b\n    policy: {numerical: {}}\n    digest: sha256\n",
+		want: []string{
+			`gitops.yaml:7: images[0].digest: is "pinn" (did you mean "pin"?); use pin (write image:tag@sha256:…, keeping the tag for readers) or none (write image:tag)`,
+			`gitops.yaml:11: images[1].digest: is "sha256"; use pin`,
+		},
+	}, {
+		name: "group name",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    group: Base Images\n  - name: b\n    image: ghcr.io/b\n    policy: {numerical: {}}\n    group: -base\n",
+		want: []string{
+			`gitops.yaml:7: images[0].group: "Base Images" is not a DNS label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+			`gitops.yaml:11: images[1].group: "-base" is not a DNS label`,
+		},
+	}, {
+		name: "group branches differ",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    group: base\n  - name: b\n    image: ghcr.io/b\n    policy: {numerical: {}}\n    group: base\n    pullRequest: {branch: 'deps/{{.Name}}'}\n",
+		want: []string{`gitops.yaml:12: images[1].pullRequest.branch: is "deps/{{.Name}}", but images[0] (line 4) in group "base" has "gitops/images/{{.Name}}"; the policies of a group share one pull request, so give them the same branch or leave it unset`},
+	}, {
+		name: "group named like a policy",
+		yaml: head + "images:\n  - name: web\n    image: ghcr.io/web\n    policy: {numerical: {}}\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    group: web\n",
+		want: []string{`gitops.yaml:10: images[1].group: group "web" has the name of images[0] (line 4), which is not in the group, so both pull requests would use one branch; rename the group or the policy`},
+	}, {
 		name: "durations",
 		yaml: head + "apps:\n  - name: a\n    path: a\n    wait: {timeout: 5 minutes}\nimages:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    interval: 300\n",
 		want: []string{
@@ -642,6 +704,20 @@ func TestValidateBuiltInCode(t *testing.T) {
 	r.Default()
 	err := r.Validate()
 	if err == nil || err.Error() != `gitops.yaml: apps[0].dependsOn[0]: app "b" is not defined; name an app from apps` {
+		t.Errorf("Validate() = %v", err)
+	}
+}
+
+func TestValidateImagePolicyBuiltInCode(t *testing.T) {
+	// Without Default: no pull request templates, no digest mode. The
+	// decoder rejects a negative duration in a file; Validate catches one
+	// built in code.
+	r := &Repository{APIVersion: APIVersion, Kind: Kind, Images: []ImagePolicy{
+		{Name: "a", Image: "ghcr.io/a", Policy: TagPolicy{Numerical: &OrderPolicy{}}, Group: "g", MinimumAge: Duration{-time.Hour}},
+		{Name: "b", Image: "ghcr.io/b", Policy: TagPolicy{Numerical: &OrderPolicy{}}, Group: "g", PullRequest: &PullRequest{Branch: DefaultPullRequestBranch}},
+	}}
+	err := r.Validate()
+	if err == nil || err.Error() != "gitops.yaml: images[0].minimumAge: is negative; use a positive duration such as 24h" {
 		t.Errorf("Validate() = %v", err)
 	}
 }

@@ -188,12 +188,41 @@ type ImagePolicy struct {
 	Policy     TagPolicy   `yaml:"policy"`
 	FilterTags *FilterTags `yaml:"filterTags,omitempty"`
 	// Exclude lists regexps of tags never chosen. Unset, Default sets
-	// DefaultExclude; an explicit empty list (exclude: []) excludes nothing.
-	Exclude     []string     `yaml:"exclude,omitempty"`
+	// DefaultExcludes (cosign's signature, attestation and SBOM tags); an
+	// explicit empty list (exclude: []) excludes nothing.
+	Exclude []string `yaml:"exclude,omitempty"`
+	// Digest is how an update writes the chosen tag: DigestNone (the
+	// default) writes image:tag, DigestPin writes image:tag@sha256:…, the
+	// tag kept for readers and the digest deciding what runs.
+	Digest DigestMode `yaml:"digest,omitempty"`
+	// MinimumAge holds back a tag until its image was created at least
+	// this long ago (the created time of its image config), so a release
+	// pulled within hours is never proposed. A tag whose creation time is
+	// unknown counts as too young while MinimumAge is set.
+	MinimumAge Duration `yaml:"minimumAge,omitempty"`
+	// Group names a pull request that policies share: policies with the
+	// same group are updated together in one pull request. Its branch is
+	// pullRequest.branch rendered with .Name set to the group name
+	// (gitops/images/<group> by default), so every policy of a group must
+	// have the same branch template.
+	Group       string       `yaml:"group,omitempty"`
 	PullRequest *PullRequest `yaml:"pullRequest,omitempty"`
 	Interval    Duration     `yaml:"interval,omitempty"`
 	Suspend     bool         `yaml:"suspend,omitempty"`
 }
+
+// DigestMode says whether an image update pins the digest: one of the
+// Digest* constants.
+type DigestMode string
+
+// Values of digest.
+const (
+	// DigestNone writes image:tag. The default.
+	DigestNone DigestMode = "none"
+	// DigestPin writes image:tag@sha256:…, the digest the tag pointed at
+	// when it was chosen.
+	DigestPin DigestMode = "pin"
+)
 
 // TagPolicy is one of semver, alphabetical or numerical.
 type TagPolicy struct {
@@ -202,26 +231,37 @@ type TagPolicy struct {
 	Numerical    *OrderPolicy  `yaml:"numerical,omitempty"`
 }
 
-// SemverPolicy picks the highest version in Range.
+// SemverPolicy picks the highest version in Range, a Masterminds semver
+// range such as ">=1.0.0 <2.0.0" or "~6.7". Tags are read leniently (a
+// leading v, and a missing minor or patch, are allowed); tags that are not
+// versions are ignored. Pre-releases (1.1.0-rc.1) are chosen only when the
+// range itself names one: ">=1.0.0" skips 1.1.0-rc.1, ">=1.1.0-0" takes it.
 type SemverPolicy struct {
 	Range string `yaml:"range"`
 }
 
 // OrderPolicy orders tags; Order is asc or desc (Default sets asc): asc picks
-// the last tag in ascending order, the highest.
+// the last tag in ascending order, the highest; desc the first, the lowest.
+// Alphabetical order compares bytes; numerical order reads each tag as a
+// floating-point number and ignores tags that are not one.
 type OrderPolicy struct {
 	Order string `yaml:"order,omitempty"`
 }
 
-// FilterTags keeps tags matching Pattern and compares the Extract expansion.
+// FilterTags keeps tags matching Pattern, a Go regular expression, and
+// drops the others. With Extract, an expansion of Pattern's groups such as
+// $ts or ${version} (as regexp.Expand writes it), the policy compares the
+// expansion instead of the whole tag: pattern ^main-[a-f0-9]+-(?P<ts>[0-9]+)$
+// with extract $ts orders main-… tags by their timestamp.
 type FilterTags struct {
 	Pattern string `yaml:"pattern"`
 	Extract string `yaml:"extract,omitempty"`
 }
 
 // PullRequest templates the image-update pull request (text/template, with
-// .Name the policy name and .NewTag the chosen tag). Default sets Branch to
-// DefaultPullRequestBranch and Title to DefaultPullRequestTitle.
+// .Name the policy name, or the group name for a group, and .NewTag the
+// chosen tag). Default sets Branch to DefaultPullRequestBranch and Title to
+// DefaultPullRequestTitle.
 type PullRequest struct {
 	Branch string `yaml:"branch,omitempty"`
 	Title  string `yaml:"title,omitempty"`

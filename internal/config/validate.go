@@ -528,7 +528,65 @@ func (v *validator) imagePolicies() {
 		if p.Interval.Duration < 0 {
 			v.p.add(f+".interval", "is negative; use a positive duration such as 5m")
 		}
+		switch p.Digest {
+		case "", DigestNone, DigestPin:
+		default:
+			v.p.add(f+".digest", "is %q%s; use pin (write image:tag@sha256:…, keeping the tag for readers) or none (write image:tag)",
+				p.Digest, didYouMean(string(p.Digest), []string{string(DigestPin), string(DigestNone)}))
+		}
+		if p.MinimumAge.Duration < 0 {
+			v.p.add(f+".minimumAge", "is negative; use a positive duration such as 24h")
+		}
 	}
+	v.imageGroups()
+}
+
+// imageGroups checks the groups of image policies. A group's pull request
+// has the branch template of its policies rendered with the group's name,
+// so they must agree on it, and it must not collide with the branch of a
+// policy outside the group.
+func (v *validator) imageGroups() {
+	first := map[string]int{} // group → index of its first policy
+	for i := range v.r.Images {
+		p := &v.r.Images[i]
+		if p.Group == "" {
+			continue
+		}
+		f := fmt.Sprintf("images[%d]", i)
+		if len(p.Group) > 63 || !dnsLabel.MatchString(p.Group) {
+			v.p.add(f+".group", "%q is not a DNS label; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit", p.Group)
+			continue
+		}
+		j, seen := first[p.Group]
+		if !seen {
+			first[p.Group] = i
+			continue
+		}
+		if b, want := branchTemplate(p), branchTemplate(&v.r.Images[j]); b != want {
+			v.p.add(f+".pullRequest.branch", "is %q, but images[%d] (line %d) in group %q has %q; the policies of a group share one pull request, so give them the same branch or leave it unset",
+				b, j, lineOf(v.p.lines, fmt.Sprintf("images[%d]", j)), p.Group, want)
+		}
+	}
+	for i := range v.r.Images {
+		p := &v.r.Images[i]
+		if p.Group != "" {
+			continue
+		}
+		j, ok := first[p.Name]
+		if !ok || branchTemplate(p) != branchTemplate(&v.r.Images[j]) {
+			continue
+		}
+		v.p.add(fmt.Sprintf("images[%d].group", j), "group %q has the name of images[%d] (line %d), which is not in the group, so both pull requests would use one branch; rename the group or the policy",
+			p.Name, i, lineOf(v.p.lines, fmt.Sprintf("images[%d]", i)))
+	}
+}
+
+// branchTemplate is a policy's pull request branch template, defaulted.
+func branchTemplate(p *ImagePolicy) string {
+	if p.PullRequest == nil || p.PullRequest.Branch == "" {
+		return DefaultPullRequestBranch
+	}
+	return p.PullRequest.Branch
 }
 
 func (v *validator) tagPolicy(f string, p TagPolicy) {
