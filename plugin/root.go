@@ -72,6 +72,7 @@ applies them.`,
 		NewCmdDiff(flags, streams),
 		NewCmdApply(flags, streams),
 		NewCmdStatus(flags, streams),
+		NewCmdImages(flags, streams),
 		NewCmdVersion(streams),
 	)
 	return cmd

@@ -24,14 +24,15 @@ type StatusOptions struct {
 	*Flags
 	genericiooptions.IOStreams
 
-	Output string
-	arg    string
-	now    func() time.Time
+	Output       string
+	BotNamespace string
+	arg          string
+	now          func() time.Time
 }
 
 // NewCmdStatus builds `kubectl gitops status [APP]`.
 func NewCmdStatus(flags *Flags, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &StatusOptions{Flags: flags, IOStreams: streams, now: time.Now}
+	o := &StatusOptions{Flags: flags, IOStreams: streams, BotNamespace: DefaultBotNamespace, now: time.Now}
 	cmd := &cobra.Command{
 		Use:   "status [APP]",
 		Short: "Show each app's last applied revision, sync state and health",
@@ -53,6 +54,7 @@ counts), the health of its objects (kstatus), and whether it is suspended.`,
 		},
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&o.BotNamespace, "bot-namespace", o.BotNamespace, "the namespace gitops-bot runs in, for its image automation switch")
 	return cmd
 }
 
@@ -123,7 +125,19 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	return o.printTable(rows)
+	if err := o.printTable(rows); err != nil {
+		return err
+	}
+	if t.repo != nil && len(t.repo.Images) > 0 {
+		client, err := o.kubeClient()
+		if err == nil {
+			err = printImageSuspensions(ctx, o.Out, client, o.BotNamespace, t.repo)
+		}
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "warning: image automation switch in namespace %s: %v\n", o.BotNamespace, err)
+		}
+	}
+	return nil
 }
 
 func (o *StatusOptions) printTable(rows []engine.Status) error {

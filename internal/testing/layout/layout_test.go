@@ -53,7 +53,8 @@ const module = "github.com/kubectl-gitops/kubectl-gitops"
 // bot and its command use; gate (the approval decision on a forge's facts)
 // sits between approvals and scm below and the bot and plugin above; the
 // plugin reads a forge (with a token from the environment) only for apply
-// --require-approval.
+// --require-approval, and the bot's state (internal/lease) only for the image
+// automation switch.
 //
 // Test files are not held to this table (a test may drive its package with
 // a higher one, as cluster's tests render charts with render); the named
@@ -66,7 +67,7 @@ var allowed = map[string][]string{
 	"plugin": {"internal/engine", "render", "approvals", "internal/gate", "internal/scm", "internal/scm/github",
 		"internal/scm/gitlab", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/images", "internal/gitrepo", "internal/chartrepo",
-		"internal/helmrelease", "internal/clock", "internal/version"},
+		"internal/helmrelease", "internal/lease", "internal/clock", "internal/version"},
 	"bot": {"internal/engine", "render", "approvals", "internal/gate", "internal/sandbox", "internal/config", "internal/cluster",
 		"internal/diff", "internal/report", "internal/scm", "internal/images", "internal/notify",
 		"internal/gitrepo", "internal/chartrepo", "internal/helmrelease", "internal/lease", "internal/clock",
