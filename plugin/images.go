@@ -44,10 +44,12 @@ type SuspendOptions struct {
 
 	Suspend      bool
 	All          bool
+	Local        bool
 	Reason       string
 	BotNamespace string
 
 	policy string
+	repo   *config.Repository
 	// client reaches the bot's cluster; nil is built from the kubectl flags.
 	client kubernetes.Interface
 }
@@ -76,6 +78,7 @@ func newCmdSuspend(flags *Flags, streams genericiooptions.IOStreams, suspend boo
 	}
 	cmd.Flags().BoolVar(&o.All, "all", false, verb+" every image policy")
 	cmd.Flags().StringVar(&o.BotNamespace, "bot-namespace", o.BotNamespace, "the namespace gitops-bot runs in")
+	cmd.Flags().BoolVar(&o.Local, "local", false, "set suspend: in the image policies of gitops.yaml in the working tree instead (commit it to take effect)")
 	if suspend {
 		cmd.Flags().StringVar(&o.Reason, "reason", "", "why, shown by kubectl gitops status and to the bot's users")
 	}
@@ -101,7 +104,7 @@ func (o *SuspendOptions) Validate() error {
 	case o.BotNamespace == "":
 		return errors.New("--bot-namespace is empty: name the namespace gitops-bot runs in")
 	}
-	if o.policy == "" {
+	if o.policy == "" && !o.Local {
 		return nil
 	}
 	cwd, err := os.Getwd()
@@ -113,8 +116,15 @@ func (o *SuspendOptions) Validate() error {
 		return err
 	}
 	if repo == nil {
+		if o.Local {
+			return fmt.Errorf("no %s found above %s: --local edits the image policies of a repository; run it inside one, or pass --config", config.FileName, cwd)
+		}
 		// Outside a checkout the name cannot be checked; the bot ignores
 		// a switch of a policy it does not have.
+		return nil
+	}
+	o.repo = repo
+	if o.policy == "" {
 		return nil
 	}
 	var names []string
@@ -139,6 +149,9 @@ func (o *SuspendOptions) verb() string {
 
 // Run writes the switch.
 func (o *SuspendOptions) Run(ctx context.Context) error {
+	if o.Local {
+		return o.runLocal()
+	}
 	client := o.client
 	if client == nil {
 		var err error
@@ -171,6 +184,50 @@ func (o *SuspendOptions) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(o.Out, "suspended %s (in ConfigMap %s/%s); the bot opens no image pull request for it until it is resumed\n", what, o.BotNamespace, lease.ImageSuspensionsName)
+	return nil
+}
+
+// runLocal sets suspend: of the policy, or of every policy, in gitops.yaml,
+// byte-minimally.
+func (o *SuspendOptions) runLocal() error {
+	data, err := os.ReadFile(o.repo.File)
+	if err != nil {
+		return err
+	}
+	policies := []string{o.policy}
+	if o.All {
+		policies = policies[:0]
+		for _, p := range o.repo.Images {
+			policies = append(policies, p.Name)
+		}
+	}
+	var changed []string
+	for _, p := range policies {
+		out, ok, err := config.SetImageSuspend(data, p, o.Suspend)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.repo.File, err)
+		}
+		if ok {
+			data = out
+			changed = append(changed, p)
+		}
+	}
+	if len(changed) == 0 {
+		fmt.Fprintf(o.Out, "%s: nothing to change\n", o.repo.File)
+		return nil
+	}
+	info, err := os.Stat(o.repo.File)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.repo.File, data, info.Mode().Perm()); err != nil {
+		return err
+	}
+	done := "resumed"
+	if o.Suspend {
+		done = "suspended"
+	}
+	fmt.Fprintf(o.Out, "%s: %s %s; commit it for the bot to see it\n", o.repo.File, done, strings.Join(changed, ", "))
 	return nil
 }
 

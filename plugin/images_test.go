@@ -2,6 +2,8 @@ package plugin
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -122,5 +124,39 @@ func TestImagesSuspendBadInput(t *testing.T) {
 		if code == ExitOK || !strings.Contains(errOut, tc.want) {
 			t.Errorf("images %v: exit %d, stderr %q; want an error with %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+func TestImagesSuspendLocal(t *testing.T) {
+	repo := imagesRepo(t, "default")
+	file := filepath.Join(repo, "gitops.yaml")
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, repo, "images", "suspend", "web", "--local")
+	if code != ExitOK || !strings.Contains(out, "suspended web; commit it") {
+		t.Fatalf("suspend web --local: exit %d, %q %q", code, out, errOut)
+	}
+	after, _ := os.ReadFile(file)
+	want := strings.Replace(string(before), "  - name: web\n", "  - name: web\n    suspend: true\n", 1)
+	if string(after) != want {
+		t.Fatalf("gitops.yaml after suspend --local:\n%s\nwant:\n%s", after, want)
+	}
+	code, out, _ = run(t, repo, "images", "suspend", "--all", "--local")
+	if code != ExitOK || !strings.Contains(out, "suspended api;") {
+		t.Fatalf("suspend --all --local: exit %d, %q", code, out)
+	}
+	code, out, _ = run(t, repo, "images", "resume", "--all", "--local")
+	if code != ExitOK || !strings.Contains(out, "resumed web, api;") {
+		t.Fatalf("resume --all --local: exit %d, %q", code, out)
+	}
+	after, _ = os.ReadFile(file)
+	if strings.Contains(string(after), "suspend: true") || strings.Count(string(after), "suspend: false") != 2 {
+		t.Errorf("gitops.yaml after resume --all --local:\n%s", after)
+	}
+	// Outside a repository --local has nothing to edit.
+	if code, _, errOut := run(t, t.TempDir(), "images", "suspend", "--all", "--local"); code == ExitOK || !strings.Contains(errOut, "--local edits the image policies of a repository") {
+		t.Errorf("--local outside a repository: exit %d, %q", code, errOut)
 	}
 }
