@@ -107,11 +107,7 @@ func (o *SuspendOptions) Validate() error {
 	if o.policy == "" && !o.Local {
 		return nil
 	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	repo, err := o.loadRepository(cwd)
+	repo, cwd, err := o.repositoryHere()
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -64,11 +63,7 @@ func (o *StatusOptions) Complete(args []string) error {
 		o.arg = args[0]
 		return nil
 	}
-	cwd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	repo, err := o.loadRepository(cwd)
+	repo, cwd, err := o.repositoryHere()
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,17 @@ type target struct {
 	root string             // the folder rendering is confined to
 }
 
+// repositoryHere loads the gitops.yaml above the current folder (or the
+// --config file) and returns it, nil when there is none, with the folder.
+func (f *Flags) repositoryHere() (*config.Repository, string, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, "", err
+	}
+	repo, err := f.loadRepository(cwd)
+	return repo, cwd, err
+}
+
 // resolveTarget decides what arg names. An existing path wins over an app
 // name; a path that is exactly an app's path renders as that app, so its
 // patches, images and namespace apply; the folder of gitops.yaml itself

@@ -98,7 +98,9 @@ func SetImageSuspend(data []byte, policy string, suspend bool) ([]byte, bool, er
 	return nil, false, fmt.Errorf("%q is not an image policy of %s: use one of %s", policy, FileName, strings.Join(names, ", "))
 }
 
-// mappingValue is the value of key in the mapping m, or nil.
+// mappingValue is the value of key in the mapping m, or nil. Unlike
+// nodeAt it does not follow an alias: an edit must land on the bytes of
+// this key, never on an anchor that other keys share.
 func mappingValue(m *yaml.Node, key string) *yaml.Node {
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		if m.Content[i].Value == key {
