@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -40,6 +41,10 @@ const (
 // errRedirect refuses every HTTP redirect, as git's http.followRedirects=false
 // did: a server must not send a fetch, or its credentials, to a URL other
 // than the one the allowlist let through.
+// status404 finds an HTTP 404 in a message, but not a port or a number that
+// merely contains 404 (127.0.0.1:40453).
+var status404 = regexp.MustCompile(`(?:^|[^:0-9])404(?:[^0-9]|$)`)
+
 var errRedirect = errors.New("the server answered with a redirect")
 
 // errRefsTooLarge stops reading a ref advertisement over refsLimit.
@@ -365,12 +370,12 @@ func classify(err error, msg string) string {
 	case strings.Contains(s, "not our ref"), strings.Contains(s, "unadvertised object"),
 		errors.Is(err, transport.ErrEmptyRemoteRepository):
 		return "check that the commit exists in the repository (the server may also refuse fetching commits by SHA; use a tag or branch then)"
-	case errors.Is(err, transport.ErrRepositoryNotFound), strings.Contains(s, "not found"), strings.Contains(s, "404"),
-		strings.Contains(s, "does not appear to be a git repository"):
-		return "check the URL and that the credentials for this source can read the repository"
 	case dnsErr, opErr, errors.Is(err, os.ErrDeadlineExceeded),
 		strings.Contains(s, "connection refused"), strings.Contains(s, "timed out"):
 		return "check the URL and that this host can reach the Git server"
+	case errors.Is(err, transport.ErrRepositoryNotFound), strings.Contains(s, "not found"), status404.MatchString(s),
+		strings.Contains(s, "does not appear to be a git repository"):
+		return "check the URL and that the credentials for this source can read the repository"
 	default:
 		return "check the URL and the ref, then retry"
 	}

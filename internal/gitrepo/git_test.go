@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -130,6 +131,28 @@ func TestSSHKeyFile(t *testing.T) {
 			}
 			if got != nil && got.(*gitssh.PublicKeys).User != "git" {
 				t.Errorf("user = %q, want git", got.(*gitssh.PublicKeys).User)
+			}
+		})
+	}
+}
+
+func TestClassifyMessages(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	for _, tc := range []struct {
+		name string
+		err  error
+		msg  string
+		want string
+	}{
+		{"port containing 404 refused", refused, `Get "http://127.0.0.1:40453/org/app/info/refs": dial tcp 127.0.0.1:40453: connect: connection refused`, "reach the Git server"},
+		{"port 404 refused", refused, `dial tcp 127.0.0.1:404: connect: connection refused`, "reach the Git server"},
+		{"status 404", errors.New("x"), `unexpected client error: unexpected requesting "http://127.0.0.1:40453/org/x" status code: 404`, "can read the repository"},
+		{"404 at the start", errors.New("x"), `404 Not Found`, "can read the repository"},
+		{"number containing 404", errors.New("x"), `object 14045 is odd`, "check the URL and the ref"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classify(tc.err, tc.msg); !strings.Contains(got, tc.want) {
+				t.Errorf("classify(%q) = %q, want it to contain %q", tc.msg, got, tc.want)
 			}
 		})
 	}
