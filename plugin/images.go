@@ -26,13 +26,17 @@ const DefaultBotNamespace = "gitops-bot"
 func NewCmdImages(flags *Flags, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "images",
-		Short: "Control image automation: suspend or resume the bot's image update pull requests",
-		Long: `The image policies of gitops.yaml (images:) make gitops-bot open a pull request
-when a registry publishes a newer tag. suspend and resume switch that off and on,
-per policy or for all, in the ConfigMap ` + lease.ImageSuspensionsName + ` in the bot's namespace;
-the bot reads it before every scan.`,
+		Short: "Image automation: scan registries, update marked image tags, suspend or resume the bot's image pull requests",
+		Long: `The image policies of gitops.yaml (images:) choose the newest tag of an image, and
+setter markers (# {"$imagepolicy": "NAME"}) say which values in the repository's files
+hold it. scan shows, per policy, the tag the files hold and the registry's latest;
+update shows the edit that moves them (or writes it with --write). gitops-bot opens a
+pull request for the same edit when a registry publishes a newer tag; suspend and
+resume switch that off and on, per policy or for all, in the ConfigMap
+` + lease.ImageSuspensionsName + ` in the bot's namespace; the bot reads it before every scan.`,
 	}
-	cmd.AddCommand(newCmdSuspend(flags, streams, true), newCmdSuspend(flags, streams, false))
+	cmd.AddCommand(newCmdImageScan(flags, streams, false), newCmdImageScan(flags, streams, true),
+		newCmdSuspend(flags, streams, true), newCmdSuspend(flags, streams, false))
 	return cmd
 }
 

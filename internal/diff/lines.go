@@ -308,3 +308,14 @@ func (m *myers) ops() []op {
 	}
 	return ops
 }
+
+// Unified returns the unified diff of two texts, from and to naming them in
+// the header, with three lines of context, as diff -u writes it; "" when
+// they are equal.
+func Unified(before, after, from, to string) string {
+	if before == after {
+		return ""
+	}
+	out, _ := unified(splitLines(before), splitLines(after), from, to, 3, DefaultMaxWork)
+	return out
+}

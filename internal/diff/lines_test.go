@@ -196,3 +196,15 @@ func TestPairLarge(t *testing.T) {
 		})
 	}
 }
+
+func TestUnifiedTexts(t *testing.T) {
+	before := "a: 1\nimage: x:1.0 # {\"$imagepolicy\": \"x\"}\nc: 3\n"
+	after := "a: 1\nimage: x:1.1 # {\"$imagepolicy\": \"x\"}\nc: 3\n"
+	want := "--- a/f.yaml\n+++ b/f.yaml\n@@ -1,3 +1,3 @@\n a: 1\n-image: x:1.0 # {\"$imagepolicy\": \"x\"}\n+image: x:1.1 # {\"$imagepolicy\": \"x\"}\n c: 3\n"
+	if got := Unified(before, after, "a/f.yaml", "b/f.yaml"); got != want {
+		t.Errorf("Unified =\n%s\nwant\n%s", got, want)
+	}
+	if got := Unified(before, before, "a", "b"); got != "" {
+		t.Errorf("Unified of equal texts = %q, want empty", got)
+	}
+}

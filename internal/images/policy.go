@@ -76,6 +76,7 @@ const (
 // byte-wise ranks higher, so the choice never depends on the order of the
 // input.
 type Policy struct {
+	name       string
 	image      string
 	kind       kind
 	desc       bool
@@ -96,7 +97,7 @@ var expandRef = regexp.MustCompile(`\$(?:\$|\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))
 // from gitops.yaml. Its errors are what config's Validate reports with a
 // line; Compile repeats the checks for policies that never went through it.
 func Compile(p config.ImagePolicy) (*Policy, error) {
-	c := &Policy{image: p.Image, minimumAge: p.MinimumAge.Duration}
+	c := &Policy{name: p.Name, image: p.Image, minimumAge: p.MinimumAge.Duration}
 	fail := func(format string, args ...any) (*Policy, error) {
 		return nil, fmt.Errorf("image policy %s: %s", p.Name, fmt.Sprintf(format, args...))
 	}

@@ -76,3 +76,17 @@ func TestSuspensions(t *testing.T) {
 		t.Error("List without a namespace: no error")
 	}
 }
+
+func TestImageHoldKey(t *testing.T) {
+	for _, tc := range []struct{ repo, policy string }{{"github:acme/app", "web"}, {"gitlab:g/sub/p", "api-1"}} {
+		repo, policy, ok := ParseImageHoldKey(ImageHoldKey(tc.repo, tc.policy))
+		if !ok || repo != tc.repo || policy != tc.policy {
+			t.Errorf("ParseImageHoldKey(ImageHoldKey(%q, %q)) = %q, %q, %v", tc.repo, tc.policy, repo, policy, ok)
+		}
+	}
+	for _, key := range []string{"seen/github:acme/app", "hold/", "hold/web", "hold/github:acme/app/"} {
+		if _, _, ok := ParseImageHoldKey(key); ok {
+			t.Errorf("ParseImageHoldKey(%q) ok, want not", key)
+		}
+	}
+}

@@ -116,18 +116,38 @@ func Apply(files map[string][]byte, updates map[string]Update, opts Options) (Re
 			errs = append(errs, err)
 		}
 	}
-	declared := map[string]bool{}
-	if opts.Policies == nil {
-		for name := range updates {
+	declared := opts.Policies
+	if declared == nil {
+		declared = slices.AppendSeq([]string{}, maps.Keys(updates))
+	}
+	res := Result{Files: map[string][]byte{}}
+	errs = append(errs, eachFile(files, declared, opts.MaxFileSize, func(f *file) {
+		f.updates = updates
+		out, edits := f.apply()
+		if len(f.errs) == 0 && len(edits) > 0 {
+			res.Files[f.name] = out
+			res.Edits = append(res.Edits, edits...)
+		}
+	})...)
+	if err := errors.Join(errs...); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// eachFile calls visit with every YAML file of files (by path) that holds a
+// marker, and returns the errors of files too large to read and those
+// visit recorded in f.errs.
+func eachFile(files map[string][]byte, policies []string, maxFileSize int, visit func(f *file)) []error {
+	var declared map[string]bool // nil: any name is declared
+	if policies != nil {
+		declared = map[string]bool{}
+		for _, name := range policies {
 			declared[name] = true
 		}
 	}
-	for _, name := range opts.Policies {
-		declared[name] = true
-	}
-	limit := cmp.Or(opts.MaxFileSize, DefaultMaxFileSize)
-
-	res := Result{Files: map[string][]byte{}}
+	limit := cmp.Or(maxFileSize, DefaultMaxFileSize)
+	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(files)) {
 		data := files[name]
 		if !isYAML(name) || !bytes.Contains(data, []byte(marker)) {
@@ -137,21 +157,11 @@ func Apply(files map[string][]byte, updates map[string]Update, opts Options) (Re
 			errs = append(errs, fmt.Errorf("%s: %d bytes, more than the %d a file with an image policy marker may have; split the file or move the marker out of it", name, len(data), limit))
 			continue
 		}
-		f := &file{name: name, data: data, updates: updates, declared: declared}
-		out, edits := f.apply()
-		if len(f.errs) > 0 {
-			errs = append(errs, f.errs...)
-			continue
-		}
-		if len(edits) > 0 {
-			res.Files[name] = out
-			res.Edits = append(res.Edits, edits...)
-		}
+		f := &file{name: name, data: data, declared: declared}
+		visit(f)
+		errs = append(errs, f.errs...)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Result{}, err
-	}
-	return res, nil
+	return errs
 }
 
 func isYAML(name string) bool {
@@ -331,29 +341,39 @@ func (f *file) marked(n *yaml.Node) []*yaml.Node {
 	return out
 }
 
-// set works out the new text of the marked scalar n. It reports false when
-// n stays as it is, or on an error (recorded in f.errs).
-func (f *file) set(n *yaml.Node) (replacement, Edit, bool) {
+// read finds the bytes of the marked scalar n and the policy and field its
+// marker names. It reports false on an error (recorded in f.errs).
+func (f *file) read(n *yaml.Node) (start, end int, policy, field string, ok bool) {
 	if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
 		f.errorf(n.Line, "image policy marker after a block scalar (| or >); write the value as a single-line scalar")
-		return replacement{}, Edit{}, false
+		return 0, 0, "", "", false
 	}
 	if n.Value == "" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
 		f.errorf(n.Line, "image policy marker after an empty value; write a value (the current one, say) before the marker")
-		return replacement{}, Edit{}, false
+		return 0, 0, "", "", false
 	}
 	start, end, comment, ok := f.locate(n)
 	if !ok {
 		f.errorf(n.Line, "the value an image policy marker sets must be on one line with its marker; join them")
-		return replacement{}, Edit{}, false
+		return 0, 0, "", "", false
 	}
 	policy, field, err := parseMarker(comment)
 	if err != nil {
 		f.errorf(n.Line, "%v", err)
-		return replacement{}, Edit{}, false
+		return 0, 0, "", "", false
 	}
-	if !f.declared[policy] {
+	if f.declared != nil && !f.declared[policy] {
 		f.errorf(n.Line, "marker names image policy %q, which gitops.yaml does not declare; fix the name or add the policy", policy)
+		return 0, 0, "", "", false
+	}
+	return start, end, policy, field, true
+}
+
+// set works out the new text of the marked scalar n. It reports false when
+// n stays as it is, or on an error (recorded in f.errs).
+func (f *file) set(n *yaml.Node) (replacement, Edit, bool) {
+	start, end, policy, field, ok := f.read(n)
+	if !ok {
 		return replacement{}, Edit{}, false
 	}
 	u, ok := f.updates[policy]
