@@ -35,7 +35,10 @@ const (
 	// holds in memory whole. Git protocol v0 advertises every ref, so this
 	// leaves room for repositories with hundreds of thousands of them.
 	refsLimit = 64 << 20
-	redacted  = "[redacted]"
+	// reportLimit bounds the server's answer to a push (a status per ref and
+	// the messages of its hooks), which go-git also holds in memory.
+	reportLimit = 1 << 20
+	redacted    = "[redacted]"
 )
 
 // errRedirect refuses every HTTP redirect, as git's http.followRedirects=false
@@ -50,8 +53,11 @@ var errRedirect = errors.New("the server answered with a redirect")
 // errRefsTooLarge stops reading a ref advertisement over refsLimit.
 var errRefsTooLarge = fmt.Errorf("the server's list of refs exceeds %d bytes", refsLimit)
 
-// httpTransport is the go-git HTTP(S) transport of every fetch. It is this
-// package's own and is handed to each session directly: go-git's
+// errReportTooLarge stops reading an answer to a push over reportLimit.
+var errReportTooLarge = fmt.Errorf("the server's answer to a push exceeds %d bytes", reportLimit)
+
+// httpTransport is the go-git HTTP(S) transport of every fetch and push. It
+// is this package's own and is handed to each session directly: go-git's
 // client.InstallProtocol would replace the transport of every go-git user in
 // the process, and its default follows redirects of the first request. Here
 // redirects are refused by go-git's NoFollowRedirects policy, by the
@@ -74,7 +80,8 @@ func baseHTTPTransport() http.RoundTripper {
 
 // guardedTransport refuses redirects and bounds what a server can make the
 // client read into memory: an error response's body (read whole into the
-// error by go-git) and the ref advertisement. The pack itself streams to disk.
+// error by go-git), the ref advertisement and the answer to a push. The pack
+// of a fetch itself streams to disk.
 type guardedTransport struct {
 	base http.RoundTripper
 }
@@ -94,20 +101,23 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Closer
 		}{io.LimitReader(res.Body, errBodyLimit), res.Body}
 	case req.Method == http.MethodGet:
-		res.Body = &cappedBody{ReadCloser: res.Body, left: refsLimit}
+		res.Body = &cappedBody{ReadCloser: res.Body, left: refsLimit, err: errRefsTooLarge}
+	case strings.HasSuffix(req.URL.Path, "/"+transport.ReceivePackServiceName):
+		res.Body = &cappedBody{ReadCloser: res.Body, left: reportLimit, err: errReportTooLarge}
 	}
 	return res, nil
 }
 
-// cappedBody fails with errRefsTooLarge once more than left bytes are read.
+// cappedBody fails with err once more than left bytes are read.
 type cappedBody struct {
 	io.ReadCloser
 	left int64
+	err  error
 }
 
 func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
-		return 0, errRefsTooLarge
+		return 0, b.err
 	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
@@ -205,44 +215,58 @@ func sshKeyFile(user string) transport.AuthMethod {
 }
 
 // open starts an upload-pack session and reads the remote's refs. The caller
-// closes the session. An SSH connection is made without a context, so when
-// ctx ends first open returns at once and closes the session later.
+// closes the session.
 func (c *conn) open(ctx context.Context) (transport.UploadPackSession, *packp.AdvRefs, error) {
+	return connect(ctx, c, c.tr.NewUploadPackSession)
+}
+
+// openReceive starts a receive-pack session, for pushing, and reads the
+// remote's refs. The caller closes the session.
+func (c *conn) openReceive(ctx context.Context) (transport.ReceivePackSession, *packp.AdvRefs, error) {
+	return connect(ctx, c, c.tr.NewReceivePackSession)
+}
+
+// connect starts a session with newSession and reads the remote's refs. An
+// SSH connection is made without a context, so when ctx ends first connect
+// returns at once and closes the session later.
+func connect[S transport.Session](ctx context.Context, c *conn, newSession func(*transport.Endpoint, transport.AuthMethod) (S, error)) (S, *packp.AdvRefs, error) {
 	type result struct {
-		s   transport.UploadPackSession
+		s   S
 		err error
 	}
+	var none S
 	ch := make(chan result, 1)
 	go func() {
-		s, err := c.tr.NewUploadPackSession(c.ep, c.auth)
+		s, err := newSession(c.ep, c.auth)
 		ch <- result{s, err}
 	}()
-	var s transport.UploadPackSession
+	var s S
 	select {
 	case res := <-ch:
 		if res.err != nil {
-			return nil, nil, c.fail(ctx, "connect", res.err)
+			return none, nil, c.fail(ctx, "connect", res.err)
 		}
 		s = res.s
 	case <-ctx.Done():
 		go func() {
-			if res := <-ch; res.s != nil {
+			if res := <-ch; res.err == nil && any(res.s) != nil {
 				res.s.Close()
 			}
 		}()
-		return nil, nil, fmt.Errorf("connect: %w", ctx.Err())
+		return none, nil, fmt.Errorf("connect: %w", ctx.Err())
 	}
 	ar, err := s.AdvertisedReferencesContext(ctx)
 	if err != nil {
 		s.Close()
-		return nil, nil, c.fail(ctx, "list refs", err)
+		return none, nil, c.fail(ctx, "list refs", err)
 	}
 	return s, ar, nil
 }
 
 // fetchCommit asks for commit sha at depth 1, without tags, and writes the
-// pack into st.
-func (c *conn) fetchCommit(ctx context.Context, s transport.UploadPackSession, ar *packp.AdvRefs, sha plumbing.Hash, st storage.Storer) error {
+// pack into st. A filter (such as blob:none) is sent only when the server
+// supports filters; otherwise the server sends every object.
+func (c *conn) fetchCommit(ctx context.Context, s transport.UploadPackSession, ar *packp.AdvRefs, sha plumbing.Hash, st storage.Storer, filter packp.Filter) error {
 	want, err := wantFor(ar, sha)
 	if err != nil {
 		return err
@@ -260,6 +284,12 @@ func (c *conn) fetchCommit(ctx context.Context, s transport.UploadPackSession, a
 		if err := req.Capabilities.Set(capability.NoProgress); err != nil {
 			return err
 		}
+	}
+	if filter != "" && ar.Capabilities.Supports(capability.Filter) {
+		if err := req.Capabilities.Set(capability.Filter); err != nil {
+			return err
+		}
+		req.Filter = filter
 	}
 	res, err := s.UploadPack(ctx, req)
 	if err != nil {

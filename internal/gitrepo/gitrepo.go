@@ -8,6 +8,11 @@
 // Checkouts are cached by commit SHA under Fetcher.CacheDir as plain work
 // trees (no .git), so renders can't see Git internals and a second fetch of
 // the same commit uses no network.
+//
+// Pusher writes to the repositories the bot works on, under the same rules:
+// it builds a commit in memory on top of a shallow fetch of its parent,
+// optionally signed (SSH or OpenPGP), and pushes it to a branch only if the
+// branch is still where the caller saw it.
 package gitrepo
 
 import (
@@ -246,7 +251,7 @@ func fetchInto(ctx context.Context, c *conn, sess transport.UploadPackSession, a
 	)
 	defer st.Close()
 	h := plumbing.NewHash(sha)
-	if err := c.fetchCommit(ctx, sess, ar, h, st); err != nil {
+	if err := c.fetchCommit(ctx, sess, ar, h, st, ""); err != nil {
 		return wrap(fmt.Errorf("%w; %s", err, hint(err)))
 	}
 	if err := ctx.Err(); err != nil {

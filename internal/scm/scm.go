@@ -175,6 +175,29 @@ type PullRequestReader interface {
 	ChangeLister
 }
 
+// NewPullRequest is a pull request the bot opens from a branch it pushed.
+type NewPullRequest struct {
+	Title string
+	Body  string // markdown
+	Head  string // the branch with the change (in the same repository)
+	Base  string // the branch to merge into
+}
+
+// PullRequestWriter opens, edits and closes pull requests: the bot's image
+// update pull requests.
+type PullRequestWriter interface {
+	// CreatePullRequest opens a pull (merge) request and returns it as the
+	// forge reports it. A title longer than the forge takes (GitHub 256
+	// characters, GitLab 255) is cut. An open pull request from the same
+	// head into the same base is ErrAlreadyExists.
+	CreatePullRequest(ctx context.Context, repo RepoRef, pr NewPullRequest) (*PullRequest, error)
+	// EditPullRequest sets the title (cut as by CreatePullRequest) and body
+	// of an open pull request.
+	EditPullRequest(ctx context.Context, pr PRRef, title, body string) error
+	// ClosePullRequest closes a pull request without merging it.
+	ClosePullRequest(ctx context.Context, pr PRRef) error
+}
+
 // FileReader reads a file of a repository at a ref (branch, tag or SHA).
 // A missing file is ErrNotFound.
 type FileReader interface {
@@ -278,6 +301,7 @@ type Forge interface {
 	StatusSetter
 	ReviewLister
 	PullRequestReader
+	PullRequestWriter
 	FileReader
 	PermissionChecker
 	TeamReader
@@ -351,6 +375,9 @@ var (
 	ErrNotFound     = errors.New("not found on the forge")
 	ErrForbidden    = errors.New("forbidden by the forge")
 	ErrUnauthorized = errors.New("the forge refused the credentials")
+	// ErrAlreadyExists: the forge holds the thing already, such as an open
+	// pull request from the same branch (GitHub 422, GitLab 409).
+	ErrAlreadyExists = errors.New("already exists on the forge")
 	// ErrBadSignature: a webhook delivery failed verification.
 	ErrBadSignature = errors.New("webhook signature does not match")
 	// ErrInvalidEvent: an authenticated delivery of a kind the bot reads is

@@ -21,6 +21,8 @@ const (
 	statusDescriptionMax = 140
 	// commentMax is GitHub's limit on a comment's body.
 	commentMax = 65_536
+	// titleMax is GitHub's limit on a pull request's title.
+	titleMax = 256
 )
 
 // forge is scm.Forge on one set of credentials: an installation or a token.
@@ -250,6 +252,51 @@ func (g *forge) ListOpenPullRequests(ctx context.Context, repo scm.RepoRef) ([]s
 		}
 		opts.Page = resp.NextPage
 	}
+}
+
+// CreatePullRequest opens a pull request from pr.Head, a branch of repo,
+// into pr.Base. GitHub answers 422 for a head branch it does not know, or
+// one with no commits the base lacks; an open pull request from the same
+// head into the same base is scm.ErrAlreadyExists.
+func (g *forge) CreatePullRequest(ctx context.Context, repo scm.RepoRef, pr scm.NewPullRequest) (*scm.PullRequest, error) {
+	owner, name, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	title := trimRunes(pr.Title, titleMax)
+	p, _, err := g.c.PullRequests.Create(ctx, owner, name, &gh.NewPullRequest{
+		Title: &title, Body: &pr.Body, Head: &pr.Head, Base: &pr.Base,
+	})
+	if err != nil {
+		return nil, mapErr(fmt.Sprintf("opening a pull request from %s into %s of %s", pr.Head, pr.Base, repo.FullName), err)
+	}
+	out := pullRequest(repo, p)
+	return &out, nil
+}
+
+// EditPullRequest sets the title (cut to GitHub's 256 characters) and body.
+func (g *forge) EditPullRequest(ctx context.Context, pr scm.PRRef, title, body string) error {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return err
+	}
+	title = trimRunes(title, titleMax)
+	if _, _, err := g.c.PullRequests.Edit(ctx, owner, name, pr.Number, &gh.PullRequest{Title: &title, Body: &body}); err != nil {
+		return mapErr(fmt.Sprintf("editing %s", pr), err)
+	}
+	return nil
+}
+
+// ClosePullRequest closes pr unmerged; closing a closed one changes nothing.
+func (g *forge) ClosePullRequest(ctx context.Context, pr scm.PRRef) error {
+	owner, name, err := splitRepo(pr.Repo)
+	if err != nil {
+		return err
+	}
+	if _, _, err := g.c.PullRequests.Edit(ctx, owner, name, pr.Number, &gh.PullRequest{State: gh.Ptr("closed")}); err != nil {
+		return mapErr(fmt.Sprintf("closing %s", pr), err)
+	}
+	return nil
 }
 
 // ChangedFiles lists both sides of renames. GitHub lists at most 3000

@@ -306,8 +306,27 @@ func mapErr(op string, err error) error {
 		return fmt.Errorf("github: %s: %w (%v)", op, scm.ErrUnauthorized, err)
 	case http.StatusForbidden:
 		return fmt.Errorf("github: %s: %w (%v)", op, scm.ErrForbidden, err)
+	case http.StatusUnprocessableEntity:
+		if alreadyExists(er) {
+			return fmt.Errorf("github: %s: %w (%v)", op, scm.ErrAlreadyExists, err)
+		}
 	}
 	return fmt.Errorf("github: %s: %w", op, err)
+}
+
+// alreadyExists reports whether a 422 says the resource exists already:
+// "A pull request already exists for owner:branch." (code custom), or the
+// already_exists code other resources use.
+func alreadyExists(er *gh.ErrorResponse) bool {
+	if er == nil {
+		return false
+	}
+	for _, e := range er.Errors {
+		if e.Code == "already_exists" || strings.Contains(strings.ToLower(e.Message), "already exists") {
+			return true
+		}
+	}
+	return false
 }
 
 type roundTripperFunc func(*http.Request) (*http.Response, error)

@@ -18,6 +18,8 @@ const (
 	descriptionLimit = 255
 	// commentMax is GitLab's limit on a note's body.
 	commentMax = 1_000_000
+	// titleLimit is GitLab's limit on a merge request's title.
+	titleLimit = 255
 )
 
 // ListComments returns the MR's user notes (system notes such as "added 1
@@ -135,10 +137,7 @@ func (f *Forge) SetStatus(ctx context.Context, repo scm.RepoRef, st scm.Status) 
 		return err
 	}
 	opt := &gl.SetCommitStatusOptions{State: state, Name: gl.Ptr(st.Context)}
-	if d := st.Description; d != "" {
-		if r := []rune(d); len(r) > descriptionLimit {
-			d = string(r[:descriptionLimit-1]) + "…"
-		}
+	if d := trimRunes(st.Description, descriptionLimit); d != "" {
 		opt.Description = &d
 	}
 	if st.TargetURL != "" {
@@ -172,7 +171,13 @@ func (f *Forge) GetPullRequest(ctx context.Context, pr scm.PRRef) (*scm.PullRequ
 	if err != nil {
 		return nil, err
 	}
-	out := pullRequest(pr.Repo, &mr.BasicMergeRequest)
+	return f.fullPullRequest(ctx, pr.Repo, mr)
+}
+
+// fullPullRequest maps a single merge request (as read or created) with
+// its diff refs and its projects' clone URLs, which it reads.
+func (f *Forge) fullPullRequest(ctx context.Context, repo scm.RepoRef, mr *gl.MergeRequest) (*scm.PullRequest, error) {
+	out := pullRequest(repo, &mr.BasicMergeRequest)
 	if mr.DiffRefs.HeadSha != "" {
 		out.HeadSHA = mr.DiffRefs.HeadSha
 	}
@@ -187,11 +192,78 @@ func (f *Forge) GetPullRequest(ctx context.Context, pr scm.PRRef) (*scm.PullRequ
 	if out.Fork {
 		src, err := f.projectByID(ctx, mr.SourceProjectID)
 		if err != nil {
-			return nil, fmt.Errorf("gitlab: reading the source project of %s: %w", pr, err)
+			return nil, fmt.Errorf("gitlab: reading the source project of %s: %w", out.Ref, err)
 		}
 		out.HeadCloneURL = src.HTTPURLToRepo
 	}
 	return out, nil
+}
+
+// CreatePullRequest opens a merge request from pr.Head into pr.Base, both
+// branches of repo, and returns it as GetPullRequest would (reading the
+// project's clone URL). GitLab computes the diff of a new merge request
+// asynchronously, so HeadSHA and BaseSHA may still be empty and Mergeable
+// nil. An open merge request between the same branches is
+// scm.ErrAlreadyExists.
+func (f *Forge) CreatePullRequest(ctx context.Context, repo scm.RepoRef, pr scm.NewPullRequest) (*scm.PullRequest, error) {
+	id, err := pid(repo)
+	if err != nil {
+		return nil, err
+	}
+	opt := &gl.CreateMergeRequestOptions{
+		Title:        gl.Ptr(trimRunes(pr.Title, titleLimit)),
+		Description:  gl.Ptr(pr.Body),
+		SourceBranch: gl.Ptr(pr.Head),
+		TargetBranch: gl.Ptr(pr.Base),
+	}
+	var mr *gl.MergeRequest
+	err = f.write(ctx, fmt.Sprintf("opening a merge request from %s into %s of %s", pr.Head, pr.Base, repo), func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		var resp *gl.Response
+		var err error
+		mr, resp, err = f.c.MergeRequests.CreateMergeRequest(id, opt, o)
+		return resp, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := f.fullPullRequest(ctx, repo, mr)
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: opened merge request !%d of %s, then: %w", mr.IID, repo, err)
+	}
+	return out, nil
+}
+
+// EditPullRequest sets the MR's title (cut to GitLab's 255 characters) and
+// description.
+func (f *Forge) EditPullRequest(ctx context.Context, pr scm.PRRef, title, body string) error {
+	return f.updateMR(ctx, "editing "+pr.String(), pr, &gl.UpdateMergeRequestOptions{
+		Title: gl.Ptr(trimRunes(title, titleLimit)), Description: gl.Ptr(body),
+	})
+}
+
+// ClosePullRequest closes the MR; closing a closed one changes nothing.
+func (f *Forge) ClosePullRequest(ctx context.Context, pr scm.PRRef) error {
+	return f.updateMR(ctx, "closing "+pr.String(), pr, &gl.UpdateMergeRequestOptions{StateEvent: gl.Ptr("close")})
+}
+
+func (f *Forge) updateMR(ctx context.Context, what string, pr scm.PRRef, opt *gl.UpdateMergeRequestOptions) error {
+	id, err := pid(pr.Repo)
+	if err != nil {
+		return err
+	}
+	return f.write(ctx, what, func(o gl.RequestOptionFunc) (*gl.Response, error) {
+		_, resp, err := f.c.MergeRequests.UpdateMergeRequest(id, int64(pr.Number), opt, o)
+		return resp, err
+	})
+}
+
+// trimRunes cuts s to at most n characters, marking the cut with "…".
+func trimRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // projectByID reads a project by id or path.

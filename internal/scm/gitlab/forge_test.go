@@ -404,6 +404,16 @@ func TestErrorsAreNeutral(t *testing.T) {
 		"SetDeploymentState": func(f *Forge, r scm.RepoRef) error {
 			return f.SetDeploymentState(ctx, r, 1, scm.DeploymentSuccess, "")
 		},
+		"CreatePullRequest": func(f *Forge, r scm.RepoRef) error {
+			_, err := f.CreatePullRequest(ctx, r, scm.NewPullRequest{Title: "t", Head: "feature", Base: "main"})
+			return err
+		},
+		"EditPullRequest": func(f *Forge, r scm.RepoRef) error {
+			return f.EditPullRequest(ctx, scm.PRRef{Repo: r, Number: int(iid)}, "t", "b")
+		},
+		"ClosePullRequest": func(f *Forge, r scm.RepoRef) error {
+			return f.ClosePullRequest(ctx, scm.PRRef{Repo: r, Number: int(iid)})
+		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -212,6 +213,12 @@ func mapErr(what string, err error) error {
 			return fmt.Errorf("gitlab: %s: %w: check the access token and its expiry (%v)", what, scm.ErrUnauthorized, err)
 		case http.StatusForbidden:
 			return fmt.Errorf("gitlab: %s: %w: the token needs the api scope and a high enough role (%v)", what, scm.ErrForbidden, err)
+		case http.StatusConflict:
+			// "Another open merge request already exists for this source
+			// branch: !7"
+			if strings.Contains(er.Message, "already exists") {
+				return fmt.Errorf("gitlab: %s: %w (%v)", what, scm.ErrAlreadyExists, err)
+			}
 		}
 	}
 	return fmt.Errorf("gitlab: %s: %w", what, err)

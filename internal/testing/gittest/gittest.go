@@ -8,6 +8,7 @@ package gittest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,6 +110,39 @@ func (r *Repo) Checkout(t testing.TB, rev string) {
 func (r *Repo) Head(t testing.TB) string {
 	t.Helper()
 	return r.run(t, "rev-parse", "--verify", "HEAD^{commit}")
+}
+
+// Resolve returns the commit ref (a branch, tag or SHA) names, and whether
+// it names one; it does not fail the test for a ref that does not exist.
+// It only reads the repository, so a forge fake may call it from its
+// handlers' goroutines: pass it as their branch resolver,
+//
+//	fake.SetBranchResolver(func(_, branch string) (string, bool) { return repo.Resolve(t, branch) })
+//
+// When git itself fails otherwise, the test is marked failed (t.Errorf,
+// not t.Fatal, which must run on the test's goroutine) and ok is false.
+func (r *Repo) Resolve(t testing.TB, ref string) (sha string, ok bool) {
+	t.Helper()
+	if ref == "" || strings.HasPrefix(ref, "-") {
+		return "", false
+	}
+	cmd := exec.CommandContext(t.Context(), "git", "rev-parse", "--verify", "--quiet", ref+"^{commit}")
+	cmd.Dir = r.Dir
+	cmd.Env = isolatedEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return strings.TrimSpace(stdout.String()), true
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return "", false // no such commit (or an object of another type)
+	default:
+		t.Errorf("gittest: git rev-parse --verify %s^{commit} (in %s): %v\n%s", ref, r.Dir, err, stderr.String())
+		return "", false
+	}
 }
 
 // path maps a slash-separated file name to a path inside the work tree,

@@ -49,6 +49,46 @@ func TestRepoIsDeterministic(t *testing.T) {
 	}
 }
 
+func TestResolve(t *testing.T) {
+	r := NewRepo(t, map[string]string{"a": "1"})
+	first := r.Head(t)
+	r.Tag(t, "v1")
+	r.Branch(t, "feature/x")
+	second := r.Commit(t, map[string]string{"a": "2"}, "second")
+	for _, tc := range []struct {
+		ref    string
+		want   string
+		wantOK bool
+	}{
+		{"main", second, true},
+		{"feature/x", first, true},
+		{"refs/heads/feature/x", first, true},
+		{"v1", first, true}, // an annotated tag peels to its commit
+		{first, first, true},
+		{"missing", "", false},
+		{"HEAD^{tree}", "", false}, // not a commit
+		{"", "", false},
+		{"--all", "", false},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			// From another goroutine, as a fake's handler calls it.
+			type result struct {
+				sha string
+				ok  bool
+			}
+			done := make(chan result)
+			go func() {
+				sha, ok := r.Resolve(t, tc.ref)
+				done <- result{sha, ok}
+			}()
+			got := <-done
+			if got.sha != tc.want || got.ok != tc.wantOK {
+				t.Errorf("Resolve(%q) = %q, %v; want %q, %v", tc.ref, got.sha, got.ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}
+
 func TestServeClone(t *testing.T) {
 	r := NewRepo(t, map[string]string{"app.yaml": "kind: ConfigMap\n"})
 	s := Serve(t, map[string]*Repo{"org/app": r})

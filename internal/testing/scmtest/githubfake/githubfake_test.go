@@ -1,9 +1,11 @@
 package githubfake
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,10 @@ func TestValidatesAgainstTheDescription(t *testing.T) {
 		{"deployment", "POST", BasePath + "repos/acme/app/deployments", `{"ref":"abc","required_contexts":[]}`, false},
 		{"deployment without a ref", "POST", BasePath + "repos/acme/app/deployments", `{"environment":"prod"}`, true},
 		{"deployment status of a bad state", "POST", BasePath + "repos/acme/app/deployments/1/statuses", `{"state":"done"}`, true},
+		{"pull request", "POST", BasePath + "repos/acme/app/pulls", `{"title":"t","head":"feature","base":"main","body":"b"}`, false},
+		{"pull request without a base", "POST", BasePath + "repos/acme/app/pulls", `{"title":"t","head":"feature"}`, true},
+		{"pull request edit", "PATCH", BasePath + "repos/acme/app/pulls/1", `{"title":"t","body":"b","state":"closed"}`, false},
+		{"pull request edit of a bad state", "PATCH", BasePath + "repos/acme/app/pulls/1", `{"state":"merged"}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code := do(tc.method, tc.path, tc.body)
@@ -152,6 +158,93 @@ func TestDeploymentsVerifyStatuses(t *testing.T) {
 	s.Update("acme/app", func(r *Repo) {
 		if len(r.Deployments) != 1 || r.Deployments[0].SHA != "abc" || !r.Deployments[0].AutoMerge || !r.Deployments[0].ProductionEnvironment {
 			t.Errorf("deployments = %+v, want one of main's head abc with GitHub's defaults", r.Deployments)
+		}
+	})
+}
+
+// TestPullsOpenedThroughTheAPI: as on GitHub, a pull request opens only
+// from a branch the resolver knows, once per head and base while open; it
+// is then one of the repository's pulls like any other.
+func TestPullsOpenedThroughTheAPI(t *testing.T) {
+	s := New(t)
+	s.AddRepo(&Repo{Owner: "acme", Name: "app", Branches: map[string]string{"main": "base1"}})
+	s.AddToken("tok", "octocat")
+	send := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer tok")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	const open = `{"title":"app: v2","head":"acme:update","base":"main","body":"Bumps app."}`
+	if code, out := send("POST", "repos/acme/app/pulls", open); code != http.StatusUnprocessableEntity {
+		t.Errorf("without a resolver: %d %v, want 422", code, out)
+	}
+	var asked []string
+	s.SetBranchResolver(func(fullName, branch string) (string, bool) {
+		asked = append(asked, fullName+" "+branch)
+		return "head1", branch == "update"
+	})
+	code, out := send("POST", "repos/acme/app/pulls", open)
+	if code != http.StatusCreated || out["number"] != float64(1) || out["mergeable"] != nil || out["body"] != "Bumps app." ||
+		out["user"].(map[string]any)["login"] != "octocat" {
+		t.Fatalf("open: %d %v", code, out)
+	}
+	if head, base := out["head"].(map[string]any), out["base"].(map[string]any); head["sha"] != "head1" || head["ref"] != "update" ||
+		base["sha"] != "base1" || base["ref"] != "main" {
+		t.Errorf("open: head %v, base %v", head, base)
+	}
+	if !slices.Contains(asked, "acme/app update") {
+		t.Errorf("resolver asked %q, want acme/app update", asked)
+	}
+	code, out = send("POST", "repos/acme/app/pulls", open)
+	if errs, _ := out["errors"].([]any); code != http.StatusUnprocessableEntity || len(errs) != 1 ||
+		errs[0].(map[string]any)["message"] != "A pull request already exists for acme:update." {
+		t.Errorf("a second open pull request: %d %v", code, out)
+	}
+	if code, out := send("POST", "repos/acme/app/pulls", `{"title":"t","head":"other","base":"main"}`); code != http.StatusUnprocessableEntity {
+		t.Errorf("from a branch the resolver does not know: %d %v", code, out)
+	}
+	if code, out := send("GET", "repos/acme/app/pulls/1", ""); code != http.StatusOK || out["mergeable"] != true || out["closed_at"] != nil {
+		t.Errorf("read after opening: %d %v, want mergeable", code, out)
+	}
+
+	code, out = send("PATCH", "repos/acme/app/pulls/1", `{"state":"closed","title":"app: v3"}`)
+	if code != http.StatusOK || out["state"] != "closed" || out["merged"] != false || out["closed_at"] == nil || out["title"] != "app: v3" {
+		t.Errorf("close: %d %v", code, out)
+	}
+	if code, out := send("POST", "repos/acme/app/pulls", open); code != http.StatusCreated || out["number"] != float64(2) {
+		t.Errorf("open after the close: %d %v", code, out)
+	}
+	if code, out := send("PATCH", "repos/acme/app/pulls/1", `{"state":"open"}`); code != http.StatusUnprocessableEntity {
+		t.Errorf("reopen while #2 is open: %d %v, want 422", code, out)
+	}
+	s.MergePull("acme/app", 2, "merge2")
+	if code, out := send("PATCH", "repos/acme/app/pulls/2", `{"state":"closed"}`); code != http.StatusOK || out["merged"] != true {
+		t.Errorf("close a merged (so closed) pull request: %d %v, want it unchanged", code, out)
+	}
+	if code, out := send("PATCH", "repos/acme/app/pulls/2", `{"state":"open"}`); code != http.StatusUnprocessableEntity {
+		t.Errorf("reopen a merged pull request: %d %v, want 422", code, out)
+	}
+	if code, out := send("PATCH", "repos/acme/app/pulls/1", `{"state":"open"}`); code != http.StatusOK || out["state"] != "open" || out["closed_at"] != nil {
+		t.Errorf("reopen once #2 is merged: %d %v", code, out)
+	}
+
+	created := s.CreatedPulls("acme/app")
+	if len(created) != 2 || created[0].Title != "app: v3" || created[0].State != "open" || !created[1].Merged ||
+		created[1].MergeCommitSHA != "merge2" || created[1].ClosedAt.IsZero() {
+		t.Errorf("CreatedPulls = %+v", created)
+	}
+	s.Update("acme/app", func(r *Repo) {
+		if r.Branches["main"] != "merge2" {
+			t.Errorf("main at %s after MergePull, want merge2", r.Branches["main"])
 		}
 	})
 }

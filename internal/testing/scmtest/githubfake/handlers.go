@@ -115,7 +115,9 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("PATCH /repos/{owner}/{repo}/issues/comments/{id}", s.editComment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/statuses/{sha}", s.createStatus)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls", s.listPulls)
+	mux.HandleFunc("POST /repos/{owner}/{repo}/pulls", s.createPull)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}", s.getPull)
+	mux.HandleFunc("PATCH /repos/{owner}/{repo}/pulls/{n}", s.editPull)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/reviews", s.listReviews)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/pulls/{n}/files", s.listFiles)
 	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", s.contents)
@@ -537,13 +539,20 @@ func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
 		head = map[string]any{"full_name": pr.HeadRepo, "fork": true, "clone_url": s.cloneURL(pr.HeadRepo)}
 	}
 	out := map[string]any{
-		"number": pr.Number, "title": pr.Title, "user": user(pr.Author), "state": pr.state(),
+		"number": pr.Number, "title": pr.Title, "body": nil, "user": user(pr.Author), "state": pr.state(),
 		"draft": pr.Draft, "merged": pr.Merged, "mergeable": pr.Mergeable,
-		"merged_at": nil, "merge_commit_sha": nil,
+		"merged_at": nil, "merge_commit_sha": nil, "closed_at": nil,
 		"html_url":   fmt.Sprintf("https://github.example/%s/pull/%d", repo.FullName(), pr.Number),
 		"head":       map[string]any{"sha": pr.HeadSHA, "ref": pr.HeadRef, "repo": head},
 		"base":       map[string]any{"sha": pr.BaseSHA, "ref": pr.BaseRef, "repo": base},
+		"created_at": cmp.Or(pr.CreatedAt, pr.UpdatedAt).UTC().Format(time.RFC3339),
 		"updated_at": pr.UpdatedAt.UTC().Format(time.RFC3339),
+	}
+	if pr.Body != "" {
+		out["body"] = pr.Body
+	}
+	if pr.state() == "closed" {
+		out["closed_at"] = cmp.Or(pr.ClosedAt, pr.MergedAt, pr.UpdatedAt).UTC().Format(time.RFC3339)
 	}
 	if pr.Merged {
 		out["merged_at"] = cmp.Or(pr.MergedAt, pr.UpdatedAt).UTC().Format(time.RFC3339)
@@ -584,6 +593,166 @@ func (s *Server) getPull(w http.ResponseWriter, r *http.Request) {
 	if pr := s.pull(w, r, repo); pr != nil {
 		writeJSON(w, http.StatusOK, s.pullJSON(repo, pr))
 	}
+}
+
+// titleMax is GitHub's limit on a pull request's title.
+const titleMax = 256
+
+// validationFailed writes GitHub's 422 with the errors given.
+func validationFailed(w http.ResponseWriter, errs ...map[string]any) {
+	writeJSON(w, http.StatusUnprocessableEntity, map[string]any{
+		"message":           "Validation Failed",
+		"errors":            errs,
+		"documentation_url": "https://docs.github.com/rest/pulls/pulls",
+	})
+}
+
+// customError is an entry of a 422's errors with a message of its own.
+func customError(msg string) map[string]any {
+	return map[string]any{"resource": "PullRequest", "code": "custom", "message": msg}
+}
+
+// titleTooLong refuses, as GitHub does, a title over 256 characters.
+func titleTooLong(w http.ResponseWriter, title string) bool {
+	if len([]rune(title)) <= titleMax {
+		return false
+	}
+	validationFailed(w, map[string]any{"resource": "Issue", "field": "title", "code": "custom",
+		"message": fmt.Sprintf("title is too long (maximum is %d characters)", titleMax)})
+	return true
+}
+
+// openDuplicate is the open pull request of repo other than except from
+// head into base, nil when there is none: GitHub keeps one per pair.
+func openDuplicate(repo *Repo, head, base string, except int) *Pull {
+	for _, n := range slices.Sorted(maps.Keys(repo.Pulls)) {
+		p := repo.Pulls[n]
+		if n != except && p.state() == "open" && p.HeadRepo == "" && p.HeadRef == head && p.BaseRef == base {
+			return p
+		}
+	}
+	return nil
+}
+
+// createPull opens a pull request from a branch of the same repository
+// ("branch" or "owner:branch"). Its head is the resolver's (see
+// SetBranchResolver), its base the base branch's head. Like GitHub it
+// answers 422 for an unknown head or base, a head with no commits over the
+// base, and a second open pull request from the same head into the same
+// base. The answer says mergeable null, as GitHub's does while it
+// computes; later reads say true.
+func (s *Server) createPull(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Title string `json:"title"`
+		Body  string `json:"body"`
+		Head  string `json:"head"`
+		Base  string `json:"base"`
+		Draft bool   `json:"draft"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	fullName := r.PathValue("owner") + "/" + r.PathValue("repo")
+	head := in.Head
+	if owner, branch, ok := strings.Cut(in.Head, ":"); ok && owner == r.PathValue("owner") {
+		head = branch
+	}
+	// The resolver runs without the lock: it may take a while.
+	headSHA, headOK := s.branchHead(fullName, head)
+	baseSHA, baseOK := s.branchHead(fullName, in.Base)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	if sha, ok := repo.Branches[in.Base]; ok {
+		baseSHA, baseOK = sha, true
+	}
+	switch {
+	case titleTooLong(w, in.Title):
+		return
+	case !baseOK:
+		validationFailed(w, map[string]any{"resource": "PullRequest", "field": "base", "code": "invalid"})
+		return
+	case !headOK || strings.Contains(head, ":"):
+		validationFailed(w, map[string]any{"resource": "PullRequest", "field": "head", "code": "invalid"})
+		return
+	case openDuplicate(repo, head, in.Base, 0) != nil:
+		validationFailed(w, customError(fmt.Sprintf("A pull request already exists for %s:%s.", repo.Owner, head)))
+		return
+	case headSHA == baseSHA:
+		validationFailed(w, customError(fmt.Sprintf("No commits between %s and %s", in.Base, head)))
+		return
+	}
+	n := 1
+	if len(repo.Pulls) > 0 {
+		n = slices.Max(slices.Collect(maps.Keys(repo.Pulls))) + 1
+	}
+	now := time.Now()
+	pr := &Pull{
+		Number: n, Title: in.Title, Body: in.Body, Author: s.author(r), State: "open", Draft: in.Draft,
+		HeadSHA: headSHA, HeadRef: head, BaseSHA: baseSHA, BaseRef: in.Base,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	repo.Pulls[n] = pr
+	s.created[repo.FullName()] = append(s.created[repo.FullName()], n)
+	w.Header().Set("Location", fmt.Sprintf("%s/repos/%s/pulls/%d", strings.TrimSuffix(BasePath, "/"), repo.FullName(), n))
+	writeJSON(w, http.StatusCreated, s.pullJSON(repo, pr))
+	mergeable := true
+	pr.Mergeable = &mergeable
+}
+
+// editPull sets a pull request's title, body and state. Closing stamps
+// closed_at; reopening is refused while another pull request from the
+// same head into the same base is open, and a merged pull request's state
+// does not change, as on GitHub.
+func (s *Server) editPull(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	repo := s.repoFor(w, r)
+	if repo == nil {
+		return
+	}
+	pr := s.pull(w, r, repo)
+	if pr == nil {
+		return
+	}
+	var in struct {
+		Title *string `json:"title"`
+		Body  *string `json:"body"`
+		State *string `json:"state"`
+		Base  *string `json:"base"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	if in.Base != nil {
+		s.t.Errorf("githubfake: changing the base of a pull request is not implemented")
+	}
+	if in.Title != nil && titleTooLong(w, *in.Title) {
+		return
+	}
+	now := time.Now()
+	if in.State != nil && *in.State != pr.state() {
+		switch {
+		case pr.Merged:
+			validationFailed(w, customError("state cannot be changed. The pull request has been merged."))
+			return
+		case *in.State == "open" && openDuplicate(repo, pr.HeadRef, pr.BaseRef, pr.Number) != nil:
+			validationFailed(w, customError(fmt.Sprintf("A pull request already exists for %s:%s.", repo.Owner, pr.HeadRef)))
+			return
+		case *in.State == "closed":
+			pr.State, pr.ClosedAt = "closed", now
+		default:
+			pr.State, pr.ClosedAt = "open", time.Time{}
+		}
+	}
+	if in.Title != nil {
+		pr.Title = *in.Title
+	}
+	if in.Body != nil {
+		pr.Body = *in.Body
+	}
+	pr.UpdatedAt = now
+	writeJSON(w, http.StatusOK, s.pullJSON(repo, pr))
 }
 
 // commitPulls lists the pull requests associated with a commit (see

@@ -1,11 +1,12 @@
 // Package githubfake is an HTTP-level fake of the GitHub REST API for
-// tests: in-memory repositories, branches, pull requests, comments,
-// reviews, statuses, deployments, files, permissions, organisation teams
-// and App installations. Every request is
-// validated against GitHub's published OpenAPI description (npm
-// @octokit/openapi, fetched by hack/test-data.sh); a request the
-// description does not allow fails the test. Installation tokens are
-// minted only for a valid RS256 JWT of the App, and expire.
+// tests: in-memory repositories, branches, pull requests (opened, edited
+// and closed through the API too), comments, reviews, statuses,
+// deployments, files, permissions, organisation teams and App
+// installations. Every request is validated against GitHub's published
+// OpenAPI description (npm @octokit/openapi, fetched by
+// hack/test-data.sh); a request the description does not allow fails the
+// test. Installation tokens are minted only for a valid RS256 JWT of the
+// App, and expire.
 package githubfake
 
 import (
@@ -54,11 +55,13 @@ func (r *Repo) FullName() string { return r.Owner + "/" + r.Name }
 type Pull struct {
 	Number               int
 	Title, Author, State string // State: open, closed
-	Draft, Merged        bool
-	Mergeable            *bool
-	HeadSHA, HeadRef     string
-	BaseSHA, BaseRef     string
-	HeadRepo             string // owner/name of a fork; "" for the same repository
+	// Body is the description in markdown; "" renders null.
+	Body             string
+	Draft, Merged    bool
+	Mergeable        *bool
+	HeadSHA, HeadRef string
+	BaseSHA, BaseRef string
+	HeadRepo         string // owner/name of a fork; "" for the same repository
 	// MergeCommitSHA is the merge commit, or an open pull request's test
 	// merge commit; "" renders null.
 	MergeCommitSHA string
@@ -70,6 +73,8 @@ type Pull struct {
 	Reviews              []Review
 	Files                []File
 	CreatedAt, UpdatedAt time.Time
+	// ClosedAt is when it was closed (or merged); UpdatedAt when zero.
+	ClosedAt time.Time
 }
 
 // state is the state GitHub reports: a merged pull request is closed.
@@ -181,6 +186,8 @@ type Server struct {
 	tokensIssued int
 	nextID       int64
 	requests     []string
+	resolve      func(fullName, branch string) (string, bool)
+	created      map[string][]int // repository full name → pull numbers opened through the API
 }
 
 // New starts a fake for t, stopped at cleanup. It skips t when the OpenAPI
@@ -203,6 +210,7 @@ func New(t testing.TB) *Server {
 		teams:    map[string][]string{},
 		tokens:   map[string]token{},
 		nextID:   1000,
+		created:  map[string][]int{},
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
@@ -259,6 +267,61 @@ func (s *Server) Update(fullName string, fn func(r *Repo)) {
 		s.t.Fatalf("githubfake: no repository %s", fullName)
 	}
 	fn(r)
+}
+
+// SetBranchResolver makes fn tell the head commit of a repository's branch
+// when a pull request is opened (or reopened) through the API: head.sha is
+// fn's answer for the head branch, and base.sha the base branch's head in
+// Repo.Branches, else fn's. Tests pass a function that reads a real Git
+// repository (gittest's Repo.Resolve). Without a resolver, or when it says
+// !ok for the head, opening a pull request answers 422 as GitHub does for
+// a head branch it does not know. fn is called without the fake's lock
+// held, from the request's goroutine.
+func (s *Server) SetBranchResolver(fn func(fullName, branch string) (sha string, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resolve = fn
+}
+
+// branchHead asks the resolver for a branch's head; it must be called
+// without the lock held.
+func (s *Server) branchHead(fullName, branch string) (string, bool) {
+	s.mu.Lock()
+	fn := s.resolve
+	s.mu.Unlock()
+	if fn == nil || branch == "" {
+		return "", false
+	}
+	return fn(fullName, branch)
+}
+
+// MergePull marks pull request n of the repository merged as sha (a
+// merge, the commit of a squash, or a fast-forward's head) now, and moves
+// its base branch in Repo.Branches there, as a merge on GitHub would.
+func (s *Server) MergePull(fullName string, n int, sha string) {
+	s.Update(fullName, func(r *Repo) {
+		p, ok := r.Pulls[n]
+		if !ok {
+			s.t.Fatalf("githubfake: no pull request %s#%d", fullName, n)
+		}
+		now := time.Now()
+		p.Merged, p.MergeCommitSHA, p.MergedAt, p.ClosedAt, p.UpdatedAt = true, sha, now, now, now
+		r.Branches[p.BaseRef] = sha
+	})
+}
+
+// CreatedPulls returns copies of the pull requests opened through the API
+// in the repository, in the order they were opened, as they are now.
+func (s *Server) CreatedPulls(fullName string) []Pull {
+	var out []Pull
+	s.Update(fullName, func(r *Repo) {
+		for _, n := range s.created[fullName] {
+			if p, ok := r.Pulls[n]; ok {
+				out = append(out, *p)
+			}
+		}
+	})
+	return out
 }
 
 // SetTeam makes members (logins, in order) the members of the team slug of

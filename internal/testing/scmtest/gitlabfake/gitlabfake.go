@@ -1,19 +1,23 @@
 // Package gitlabfake is an HTTP-level fake of the parts of the GitLab REST
 // API v4 that internal/scm/gitlab uses: projects (and their approval
 // settings, default branch and branches), users, project members, group
-// members, merge requests (notes, approvals, reviewers, diff versions,
-// diffs, and those of a commit), raw repository files, commit statuses and
-// deployments. State lives in memory. Like GitLab it checks the token
-// (PRIVATE-TOKEN or Authorization: Bearer), paginates with page/per_page
-// and X-Next-Page/X-Total-Pages headers, lists notes newest first unless
-// asked otherwise, and refuses to repeat a commit status or deployment
-// status transition. It serves under a non-empty base path
-// (/gitlab/api/v4/) so that a client building absolute URLs fails.
+// members, merge requests (opened, edited and closed through the API;
+// notes, approvals, reviewers, diff versions, diffs, and those of a
+// commit), raw repository files, commit statuses and deployments. State
+// lives in memory. Like GitLab it checks the token (PRIVATE-TOKEN or
+// Authorization: Bearer), paginates with page/per_page and
+// X-Next-Page/X-Total-Pages headers, lists notes newest first unless asked
+// otherwise, refuses to repeat a commit status or deployment status
+// transition, and keeps one open merge request per pair of branches. It
+// serves under a non-empty base path (/gitlab/api/v4/) so that a client
+// building absolute URLs fails.
 package gitlabfake
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,6 +57,8 @@ type Server struct {
 	groups      map[string][]GroupMember // full path → members/all
 	failures    []failure                // queued error responses
 	requests    []string
+	resolve     func(fullName, branch string) (string, bool)
+	created     map[int64][]int64 // project id → iids of MRs opened through the API
 }
 
 type failure struct {
@@ -95,6 +101,7 @@ type mergeRequest struct {
 type MergeRequest struct {
 	IID             int64
 	Title           string
+	Description     string // markdown; "" renders null
 	Author          string
 	State           string // opened (default), closed, merged, locked
 	Draft           bool
@@ -114,6 +121,8 @@ type MergeRequest struct {
 	SquashCommitSHA string
 	// MergedAt defaults to UpdatedAt when State is merged.
 	MergedAt time.Time
+	// ClosedAt is when a closed MR was closed (UpdatedAt when zero).
+	ClosedAt time.Time
 	// Commits are the MR's commits other than SHA. The MR is one of a
 	// commit's merge requests when the commit is SHA, MergeCommitSHA,
 	// SquashCommitSHA or one of these.
@@ -188,6 +197,7 @@ func New(t testing.TB, token string) *Server {
 		users:    map[string]int64{},
 		projects: map[int64]*project{},
 		groups:   map[string][]GroupMember{},
+		created:  map[int64][]int64{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(BasePath, s.serve)
@@ -309,7 +319,11 @@ func (s *Server) AddMember(path, username string, level int) {
 func (s *Server) AddMergeRequest(path string, mr MergeRequest) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.mustProject(path)
+	return s.addMR(s.mustProject(path), mr).IID
+}
+
+// addMR stores mr in p with the defaults of AddMergeRequest.
+func (s *Server) addMR(p *project, mr MergeRequest) *mergeRequest {
 	if mr.IID == 0 {
 		mr.IID = int64(len(p.mrs) + 1)
 		for p.mrs[mr.IID] != nil {
@@ -333,8 +347,64 @@ func (s *Server) AddMergeRequest(path string, mr MergeRequest) int64 {
 	}
 	mr.Commits = slices.Clone(mr.Commits)
 	s.addUser(mr.Author)
-	p.mrs[mr.IID] = &mergeRequest{MergeRequest: mr}
-	return mr.IID
+	m := &mergeRequest{MergeRequest: mr}
+	p.mrs[mr.IID] = m
+	return m
+}
+
+// SetBranchResolver makes fn tell the head commit of a project's branch
+// (fullName is the project's path) when a merge request is opened through
+// the API: sha is fn's answer for the source branch, and the base SHA the
+// target branch's head as SetBranch set it, else fn's. Tests pass a
+// function that reads a real Git repository (gittest's Repo.Resolve).
+// Without a resolver, or when it says !ok for the source branch, opening a
+// merge request answers 400 as GitLab does for a source branch that does
+// not exist. fn is called without the fake's lock held.
+func (s *Server) SetBranchResolver(fn func(fullName, branch string) (sha string, ok bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resolve = fn
+}
+
+// branchHeadLocked asks the resolver for a branch's head, releasing the
+// lock (held by the caller) while it runs.
+func (s *Server) branchHeadLocked(fullName, branch string) (string, bool) {
+	fn := s.resolve
+	if fn == nil || branch == "" {
+		return "", false
+	}
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	return fn(fullName, branch)
+}
+
+// MergeMergeRequest marks merge request iid of the project merged as sha
+// (a merge commit; see MergeRequest for squashes and fast-forwards) now,
+// and moves its target branch there, as a merge on GitLab would. Its
+// notes, approvals, diffs and versions stay.
+func (s *Server) MergeMergeRequest(path string, iid int64, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(path)
+	mr := s.mustMR(path, iid)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mr.State, mr.MergeCommitSHA, mr.MergedAt, mr.UpdatedAt = "merged", sha, now, now
+	p.branches[mr.TargetBranch] = sha
+}
+
+// CreatedMergeRequests returns the merge requests opened through the API
+// in the project, in the order they were opened, as they are now.
+func (s *Server) CreatedMergeRequests(path string) []MergeRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(path)
+	var out []MergeRequest
+	for _, iid := range s.created[p.id] {
+		if mr, ok := p.mrs[iid]; ok {
+			out = append(out, mr.MergeRequest)
+		}
+	}
+	return out
 }
 
 // AddNote appends a note to a merge request and returns its id.
@@ -666,6 +736,8 @@ func (s *Server) serveProject(w http.ResponseWriter, r *http.Request, p *project
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write(b)
+	case post && match(seg, "merge_requests"):
+		s.createMR(w, r, p)
 	case get && match(seg, "merge_requests"):
 		state := r.URL.Query().Get("state")
 		s.paginate(w, r, s.mrsJSON(p, func(mr *mergeRequest) bool {
@@ -756,6 +828,8 @@ func (s *Server) serveMR(w http.ResponseWriter, r *http.Request, p *project, mr 
 	switch {
 	case get && len(seg) == 0:
 		writeJSON(w, 200, s.mrJSON(p, mr))
+	case put && len(seg) == 0:
+		s.updateMR(w, r, p, mr)
 	case get && match(seg, "notes"):
 		notes := slices.Clone(mr.notes)
 		if r.URL.Query().Get("sort") != "asc" {
@@ -840,6 +914,152 @@ func (s *Server) serveMR(w http.ResponseWriter, r *http.Request, p *project, mr 
 	}
 }
 
+// titleLimit is GitLab's limit on a merge request's title.
+const titleLimit = 255
+
+// validation writes GitLab's 400 for an invalid attribute.
+func validation(w http.ResponseWriter, field, msg string) {
+	writeJSON(w, http.StatusBadRequest, map[string]any{"message": map[string]any{field: []string{msg}}})
+}
+
+// titleTooLong refuses, as GitLab does, a title over 255 characters.
+func titleTooLong(w http.ResponseWriter, title string) bool {
+	if len([]rune(title)) <= titleLimit {
+		return false
+	}
+	validation(w, "title", fmt.Sprintf("is too long (maximum is %d characters)", titleLimit))
+	return true
+}
+
+// openDuplicate is the open MR of p, other than iid except, between the
+// same branches of p; nil when there is none: GitLab keeps one per pair.
+func openDuplicate(p *project, source, target string, except int64) *mergeRequest {
+	for _, iid := range slices.Sorted(maps.Keys(p.mrs)) {
+		mr := p.mrs[iid]
+		if iid != except && (mr.State == "opened" || mr.State == "locked") && mr.SourceProjectID == p.id &&
+			mr.SourceBranch == source && mr.TargetBranch == target {
+			return mr
+		}
+	}
+	return nil
+}
+
+// conflict writes GitLab's 409 for a second open MR between two branches.
+func conflict(w http.ResponseWriter, dup *mergeRequest) {
+	writeJSON(w, http.StatusConflict, map[string]any{"message": []string{
+		fmt.Sprintf("Another open merge request already exists for this source branch: !%d", dup.IID)}})
+}
+
+// createMR opens a merge request between two branches of p, by the
+// current user, with one diff version. Its head is the resolver's (see
+// SetBranchResolver), its base the target branch's head. Like GitLab it
+// answers 400 for a missing attribute, a title over 255 characters or a
+// branch that does not exist, 422 for the same source and target, and 409
+// for a second open merge request between the same branches.
+func (s *Server) createMR(w http.ResponseWriter, r *http.Request, p *project) {
+	var in struct {
+		Title           string `json:"title"`
+		Description     string `json:"description"`
+		SourceBranch    string `json:"source_branch"`
+		TargetBranch    string `json:"target_branch"`
+		TargetProjectID int64  `json:"target_project_id"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"source_branch", in.SourceBranch}, {"target_branch", in.TargetBranch}, {"title", in.Title}} {
+		if f.v == "" {
+			missing = append(missing, f.name+" is missing")
+		}
+	}
+	if len(missing) > 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": strings.Join(missing, ", ")})
+		return
+	}
+	if in.TargetProjectID != 0 && in.TargetProjectID != p.id {
+		s.t.Errorf("gitlabfake: merge requests into another project (target_project_id %d) are not implemented", in.TargetProjectID)
+	}
+	if titleTooLong(w, in.Title) {
+		return
+	}
+	if in.SourceBranch == in.TargetBranch {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": []string{"You can't use same project/branch for source and target"}})
+		return
+	}
+	head, ok := s.branchHeadLocked(p.path, in.SourceBranch)
+	if !ok {
+		validation(w, "source_branch", "does not exist")
+		return
+	}
+	base, ok := p.branches[in.TargetBranch]
+	if !ok {
+		base, ok = s.branchHeadLocked(p.path, in.TargetBranch)
+	}
+	if !ok {
+		validation(w, "target_branch", "does not exist")
+		return
+	}
+	if dup := openDuplicate(p, in.SourceBranch, in.TargetBranch, 0); dup != nil {
+		conflict(w, dup)
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	mr := s.addMR(p, MergeRequest{
+		Title: in.Title, Description: in.Description, Author: s.currentUser,
+		SourceBranch: in.SourceBranch, TargetBranch: in.TargetBranch, SHA: head, BaseSHA: base, UpdatedAt: now,
+	})
+	mr.versions = append(mr.versions, Version{HeadSHA: head, CreatedAt: now})
+	s.created[p.id] = append(s.created[p.id], mr.IID)
+	writeJSON(w, http.StatusCreated, s.mrJSON(p, mr))
+}
+
+// updateMR sets an MR's title and description and applies its
+// state_event: close (an open MR), reopen (a closed one, unless another
+// open MR has the same branches: 409). Like GitLab it ignores an event the
+// MR's state does not allow, such as closing a merged MR.
+func (s *Server) updateMR(w http.ResponseWriter, r *http.Request, p *project, mr *mergeRequest) {
+	var in struct {
+		Title        *string `json:"title"`
+		Description  *string `json:"description"`
+		StateEvent   *string `json:"state_event"`
+		TargetBranch *string `json:"target_branch"`
+	}
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.TargetBranch != nil {
+		s.t.Errorf("gitlabfake: changing the target branch of a merge request is not implemented")
+	}
+	if in.Title != nil && titleTooLong(w, *in.Title) {
+		return
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if in.StateEvent != nil {
+		switch ev := *in.StateEvent; {
+		case ev != "close" && ev != "reopen":
+			message(w, http.StatusBadRequest, "state_event does not have a valid value")
+			return
+		case ev == "close" && (mr.State == "opened" || mr.State == "locked"):
+			mr.State, mr.ClosedAt = "closed", now
+		case ev == "reopen" && mr.State == "closed":
+			if dup := openDuplicate(p, mr.SourceBranch, mr.TargetBranch, mr.IID); dup != nil {
+				conflict(w, dup)
+				return
+			}
+			mr.State, mr.ClosedAt = "opened", time.Time{}
+		}
+	}
+	if in.Title != nil {
+		mr.Title = *in.Title
+	}
+	if in.Description != nil {
+		mr.Description = *in.Description
+	}
+	mr.UpdatedAt = now
+	writeJSON(w, 200, s.mrJSON(p, mr))
+}
+
 // mrsJSON lists the project's MRs that keep holds, newest first as GitLab
 // does (created_at desc).
 func (s *Server) mrsJSON(p *project, keep func(*mergeRequest) bool) []any {
@@ -860,12 +1080,16 @@ func (s *Server) mrsJSON(p *project, keep func(*mergeRequest) bool) []any {
 
 func (s *Server) mrJSON(p *project, mr *mergeRequest) map[string]any {
 	web := s.projectJSON(p)["web_url"].(string)
-	var mergedAt any
+	var mergedAt, closedAt any
 	if !mr.MergedAt.IsZero() {
 		mergedAt = mr.MergedAt.Format(time.RFC3339Nano)
 	}
+	if mr.State == "closed" {
+		closedAt = cmp.Or(mr.ClosedAt, mr.UpdatedAt).Format(time.RFC3339Nano)
+	}
 	return map[string]any{
 		"id": mr.IID + 5000, "iid": mr.IID, "project_id": p.id, "title": mr.Title,
+		"description": nullable(mr.Description), "closed_at": closedAt,
 		"state": mr.State, "draft": mr.Draft, "author": s.user(mr.Author),
 		"source_branch": mr.SourceBranch, "target_branch": mr.TargetBranch,
 		"source_project_id": mr.SourceProjectID, "target_project_id": p.id,

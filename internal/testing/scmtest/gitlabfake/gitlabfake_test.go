@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -150,5 +151,90 @@ func TestDeploymentsAndCommitMergeRequests(t *testing.T) {
 	}
 	if ds := s.Deployments("g/p"); len(ds) != 1 || ds[0].Status != "running" || ds[0].Ref != "main" {
 		t.Fatalf("deployments: %+v", ds)
+	}
+}
+
+// TestMergeRequestsOpenedThroughTheAPI: as on GitLab, a merge request opens
+// only from a branch that exists, once per pair of branches while open; it
+// is then one of the project's merge requests like any other.
+func TestMergeRequestsOpenedThroughTheAPI(t *testing.T) {
+	s := New(t, "tok")
+	s.SetCurrentUser("bot")
+	id := s.AddProject("g/p")
+	s.SetBranch("g/p", "main", "base1")
+	send := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.URL+"/projects/g%2Fp/"+path, strings.NewReader(body))
+		req.Header = http.Header{"Private-Token": {"tok"}, "Content-Type": {"application/json"}}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	const open = `{"title":"app: v2","description":"Bumps app.","source_branch":"update","target_branch":"main"}`
+	if code, out := send("POST", "merge_requests", open); code != http.StatusBadRequest {
+		t.Errorf("without a resolver: %d %v, want 400", code, out)
+	}
+	s.SetBranchResolver(func(fullName, branch string) (string, bool) {
+		return "head1", fullName == "g/p" && branch == "update"
+	})
+	for body, want := range map[string]int{
+		`{"title":"t","source_branch":"update"}`:                                                       http.StatusBadRequest,
+		`{"title":"t","source_branch":"main","target_branch":"main"}`:                                  http.StatusUnprocessableEntity,
+		`{"title":"t","source_branch":"other","target_branch":"main"}`:                                 http.StatusBadRequest,
+		`{"title":"t","source_branch":"update","target_branch":"nope"}`:                                http.StatusBadRequest,
+		`{"title":"` + strings.Repeat("x", 256) + `","source_branch":"update","target_branch":"main"}`: http.StatusBadRequest,
+	} {
+		if code, out := send("POST", "merge_requests", body); code != want {
+			t.Errorf("%s: %d %v, want %d", body, code, out, want)
+		}
+	}
+	code, out := send("POST", "merge_requests", open)
+	if code != http.StatusCreated || out["iid"] != float64(1) || out["sha"] != "head1" || out["state"] != "opened" ||
+		out["description"] != "Bumps app." || out["author"].(map[string]any)["username"] != "bot" ||
+		out["diff_refs"].(map[string]any)["base_sha"] != "base1" || out["source_project_id"] != float64(id) {
+		t.Fatalf("open: %d %v", code, out)
+	}
+	if code, out := send("POST", "merge_requests", open); code != http.StatusConflict ||
+		fmt.Sprint(out["message"]) != "[Another open merge request already exists for this source branch: !1]" {
+		t.Errorf("a second open merge request: %d %v", code, out)
+	}
+	if code, out := send("PUT", "merge_requests/1", `{"state_event":"merge"}`); code != http.StatusBadRequest {
+		t.Errorf("an unknown state event: %d %v", code, out)
+	}
+	code, out = send("PUT", "merge_requests/1", `{"state_event":"close","title":"app: v3"}`)
+	if code != http.StatusOK || out["state"] != "closed" || out["closed_at"] == nil || out["title"] != "app: v3" {
+		t.Errorf("close: %d %v", code, out)
+	}
+	if code, out := send("POST", "merge_requests", open); code != http.StatusCreated || out["iid"] != float64(2) {
+		t.Errorf("open after the close: %d %v", code, out)
+	}
+	if code, out := send("PUT", "merge_requests/1", `{"state_event":"reopen"}`); code != http.StatusConflict {
+		t.Errorf("reopen while !2 is open: %d %v, want 409", code, out)
+	}
+	s.MergeMergeRequest("g/p", 2, "merge2")
+	if code, out := send("PUT", "merge_requests/2", `{"state_event":"close"}`); code != http.StatusOK || out["state"] != "merged" {
+		t.Errorf("close a merged merge request: %d %v, want it unchanged", code, out)
+	}
+	if code, out := send("PUT", "merge_requests/1", `{"state_event":"reopen"}`); code != http.StatusOK || out["state"] != "opened" || out["closed_at"] != nil {
+		t.Errorf("reopen once !2 is merged: %d %v", code, out)
+	}
+	if _, out := getJSON(t, s, "projects/g%2Fp/repository/branches/main"); out.(map[string]any)["commit"].(map[string]any)["id"] != "merge2" {
+		t.Errorf("main after MergeMergeRequest: %v, want merge2", out)
+	}
+	created := s.CreatedMergeRequests("g/p")
+	if len(created) != 2 || created[0].Title != "app: v3" || created[0].State != "opened" || created[1].State != "merged" ||
+		created[1].MergeCommitSHA != "merge2" {
+		t.Errorf("CreatedMergeRequests = %+v", created)
+	}
+	s.mu.Lock()
+	vs := slices.Clone(s.mustMR("g/p", 1).versions)
+	s.mu.Unlock()
+	if len(vs) != 1 || vs[0].HeadSHA != "head1" {
+		t.Errorf("diff versions of !1: %+v, want one of head1", vs)
 	}
 }

@@ -4,7 +4,8 @@
 // repository's files from a Git repository on disk when it is given one,
 // and records every call the bot makes. It behaves as a forge does where the
 // bot could tell: nobody edits another's comment, a comment over the size
-// limit is refused, a pull request it does not hold is scm.ErrNotFound.
+// limit is refused, a pull request it does not hold is scm.ErrNotFound, a
+// second open pull request from the same branch is scm.ErrAlreadyExists.
 //
 // It is for tests of what the bot does with a forge. Tests of a forge
 // client's HTTP use the fakes beside it, githubfake and gitlabfake.
@@ -44,7 +45,8 @@ type Call struct {
 	Target string
 	// Arg is what else tells the call apart: the user of Permission, the
 	// team of TeamMembers, the comment id of EditComment, "ref:path" of
-	// ReadFile, the context and state of SetStatus.
+	// ReadFile, the context and state of SetStatus, "head->base" of
+	// CreatePullRequest.
 	Arg string
 }
 
@@ -63,6 +65,7 @@ type Forge struct {
 
 	mu       sync.Mutex
 	pulls    []*scm.PullRequest
+	bodies   map[prKey]string // of pull requests opened or edited through the forge
 	comments map[prKey][]scm.Comment
 	nextID   int64
 	statuses []scm.Status
@@ -112,6 +115,7 @@ func New() *Forge {
 		Password:   DefaultPassword,
 		MaxComment: DefaultMaxComment,
 		comments:   map[prKey][]scm.Comment{},
+		bodies:     map[prKey]string{},
 		perms:      map[string]scm.Permission{},
 		reviews:    map[prKey][]scm.Review{},
 		teams:      map[string][]string{},
@@ -165,6 +169,14 @@ func (f *Forge) pullLocked(ref scm.PRRef) *scm.PullRequest {
 		}
 	}
 	return nil
+}
+
+// Body returns the body a pull request was opened or last edited with
+// through the forge ("" for one only added).
+func (f *Forge) Body(ref scm.PRRef) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bodies[keyOf(ref)]
 }
 
 // SetGitDir makes the Git repository at dir hold repo's commits: ReadFile
@@ -368,6 +380,85 @@ func (f *Forge) ListOpenPullRequests(_ context.Context, repo scm.RepoRef) ([]scm
 		}
 	}
 	return out, nil
+}
+
+// CreatePullRequest opens a pull request by Login, numbered after the
+// repository's highest. With a Git repository (SetGitDir) its head and
+// base SHAs are the branches' heads there, and a missing branch is an
+// error; without one they are empty. A second open pull request from the
+// same head into the same base is scm.ErrAlreadyExists.
+func (f *Forge) CreatePullRequest(_ context.Context, repo scm.RepoRef, npr scm.NewPullRequest) (*scm.PullRequest, error) {
+	f.mu.Lock()
+	f.record("CreatePullRequest", repo.String(), npr.Head+"->"+npr.Base)
+	dir := f.gitDirs[repo.FullName]
+	f.mu.Unlock()
+	var head, base string
+	if dir != "" {
+		for _, b := range []struct {
+			name string
+			sha  *string
+		}{{npr.Head, &head}, {npr.Base, &base}} {
+			out, err := git(dir, "rev-parse", "--verify", "--quiet", "refs/heads/"+b.name+"^{commit}")
+			if err != nil {
+				return nil, fmt.Errorf("opening a pull request from %s into %s of %s: branch %s: %w", npr.Head, npr.Base, repo, b.name, err)
+			}
+			*b.sha = strings.TrimSpace(out)
+		}
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	number := 0
+	for _, pr := range f.pulls {
+		if pr.Ref.Repo.FullName != repo.FullName {
+			continue
+		}
+		number = max(number, pr.Ref.Number)
+		if pr.State == "open" && !pr.Fork && pr.HeadRef == npr.Head && pr.BaseRef == npr.Base {
+			return nil, fmt.Errorf("%s is open from %s into %s: %w", pr.Ref, npr.Head, npr.Base, scm.ErrAlreadyExists)
+		}
+	}
+	pr := &scm.PullRequest{
+		Ref:   scm.PRRef{Repo: repo, Number: number + 1},
+		Title: npr.Title, Author: f.Login, State: "open",
+		HeadSHA: head, HeadRef: npr.Head, BaseSHA: base, BaseRef: npr.Base,
+	}
+	f.nextID++
+	pr.UpdatedAt = epoch.Add(time.Duration(f.nextID) * time.Second)
+	f.pulls = append(f.pulls, pr)
+	f.bodies[keyOf(pr.Ref)] = npr.Body
+	out := *pr
+	return &out, nil
+}
+
+// EditPullRequest sets the title and body of a pull request it holds.
+func (f *Forge) EditPullRequest(_ context.Context, ref scm.PRRef, title, body string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("EditPullRequest", ref.String(), "")
+	pr := f.pullLocked(ref)
+	if pr == nil {
+		return fmt.Errorf("pull request %s: %w", ref, scm.ErrNotFound)
+	}
+	pr.Title = title
+	f.bodies[keyOf(ref)] = body
+	return nil
+}
+
+// ClosePullRequest closes an open pull request it holds; a closed or
+// merged one stays as it is, as on both forges.
+func (f *Forge) ClosePullRequest(_ context.Context, ref scm.PRRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("ClosePullRequest", ref.String(), "")
+	pr := f.pullLocked(ref)
+	if pr == nil {
+		return fmt.Errorf("pull request %s: %w", ref, scm.ErrNotFound)
+	}
+	if pr.State == "open" {
+		pr.State = "closed"
+	}
+	return nil
 }
 
 // ChangedFiles diffs the pull request's base and head in its repository's

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 )
 
 var (
@@ -118,5 +119,85 @@ func TestReviewsAndTeams(t *testing.T) {
 	}
 	if diff := cmp.Diff(Call{Method: "TeamMembers", Target: "github:acme/app", Arg: "platform"}, f.Calls("TeamMembers")[0]); diff != "" {
 		t.Errorf("call (-want +got):\n%s", diff)
+	}
+}
+
+// TestPullRequestWriter: the bot's image update pull requests open from a
+// branch of the Git repository, once per head and base while open, and
+// read back like any other.
+func TestPullRequestWriter(t *testing.T) {
+	ctx := t.Context()
+	f := New()
+	gitRepo := gittest.NewRepo(t, map[string]string{"gitops.yaml": "apps: []\n"})
+	base := gitRepo.Head(t)
+	gitRepo.Checkout(t, base)
+	head := gitRepo.Commit(t, map[string]string{"app.yaml": "v2\n"}, "app: v2")
+	gitRepo.Branch(t, "update")
+	f.SetGitDir(repo, gitRepo.Dir)
+	f.AddPull(scm.PullRequest{Ref: scm.PRRef{Repo: repo, Number: 7}, HeadRef: "someone-else", BaseRef: "main"})
+
+	got, err := f.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: "app: v2", Body: "Bumps app.", Head: "update", Base: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := scm.PRRef{Repo: repo, Number: 8}
+	want := scm.PullRequest{Ref: ref, Title: "app: v2", Author: DefaultLogin, State: "open",
+		HeadSHA: head, HeadRef: "update", BaseSHA: base, BaseRef: "main", UpdatedAt: got.UpdatedAt}
+	if diff := cmp.Diff(want, *got); diff != "" || got.UpdatedAt.IsZero() {
+		t.Errorf("CreatePullRequest (-want +got):\n%s", diff)
+	}
+	if read, err := f.GetPullRequest(ctx, ref); err != nil || !cmp.Equal(*read, want) || f.Body(ref) != "Bumps app." {
+		t.Errorf("GetPullRequest = %+v, %v; body %q", read, err, f.Body(ref))
+	}
+	if _, err := f.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: "again", Head: "update", Base: "main"}); !errors.Is(err, scm.ErrAlreadyExists) {
+		t.Errorf("a second open pull request: %v, want ErrAlreadyExists", err)
+	}
+	if _, err := f.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: "t", Head: "missing", Base: "main"}); err == nil {
+		t.Error("a pull request from a branch the Git repository lacks was opened")
+	}
+
+	if err := f.EditPullRequest(ctx, ref, "app: v3", "Bumps app to v3."); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ClosePullRequest(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if read, _ := f.GetPullRequest(ctx, ref); read.Title != "app: v3" || read.State != "closed" || f.Body(ref) != "Bumps app to v3." {
+		t.Errorf("after edit and close: %+v, body %q", read, f.Body(ref))
+	}
+	missing := scm.PRRef{Repo: repo, Number: 99}
+	if err := f.EditPullRequest(ctx, missing, "t", "b"); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("editing a missing pull request: %v, want ErrNotFound", err)
+	}
+	if err := f.ClosePullRequest(ctx, missing); !errors.Is(err, scm.ErrNotFound) {
+		t.Errorf("closing a missing pull request: %v, want ErrNotFound", err)
+	}
+	merged := scm.PRRef{Repo: repo, Number: 7}
+	f.UpdatePull(merged, func(pr *scm.PullRequest) { pr.State = "merged" })
+	if err := f.ClosePullRequest(ctx, merged); err != nil {
+		t.Errorf("closing a merged pull request: %v", err)
+	}
+	if read, _ := f.GetPullRequest(ctx, merged); read.State != "merged" {
+		t.Errorf("a merged pull request closed: %+v", read)
+	}
+
+	// Closed, it no longer holds the branch; without a Git repository the
+	// SHAs are unknown.
+	other := scm.RepoRef{Kind: scm.GitLab, FullName: "group/app"}
+	if pr, err := f.CreatePullRequest(ctx, other, scm.NewPullRequest{Title: "t", Head: "update", Base: "main"}); err != nil ||
+		pr.Ref.Number != 1 || pr.HeadSHA != "" {
+		t.Errorf("without a Git repository: %+v, %v", pr, err)
+	}
+	if pr, err := f.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: "t", Head: "update", Base: "main"}); err != nil || pr.Ref.Number != 9 {
+		t.Errorf("opening again after the close: %+v, %v; want #9", pr, err)
+	}
+	wantCalls := []Call{
+		{Method: "CreatePullRequest", Target: "github:acme/app", Arg: "update->main"},
+		{Method: "EditPullRequest", Target: "github:acme/app#8"},
+		{Method: "ClosePullRequest", Target: "github:acme/app#8"},
+	}
+	calls := []Call{f.Calls("CreatePullRequest")[0], f.Calls("EditPullRequest")[0], f.Calls("ClosePullRequest")[0]}
+	if diff := cmp.Diff(wantCalls, calls); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
