@@ -69,6 +69,10 @@ type Deps struct {
 	// Deliveries keeps the deliveries handled across restarts and
 	// replicas (State.Records); nil: in memory only.
 	Deliveries RecordStore
+	// Images runs image automation (the leader, every
+	// Config.Images.CheckInterval and at once on a hint); nil leaves it
+	// off.
+	Images ImageRunner
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics holds the bot's Prometheus series; nil means New makes its
@@ -94,6 +98,7 @@ type Bot struct {
 	running  atomic.Bool
 	stopping chan struct{}  // closed when Run begins shutting down
 	wake     chan struct{}  // a reconcile now (ReconcileNow)
+	hints    imageHints     // image repositories with new tags (HintImage)
 	waits    sync.WaitGroup // rate-limit waits in flight
 }
 
@@ -117,6 +122,7 @@ func New(cfg Config, deps Deps) (*Bot, error) {
 		patterns: map[scm.Kind][]string{},
 		stopping: make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		hints:    imageHints{wake: make(chan struct{}, 1)},
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
@@ -214,6 +220,9 @@ func (b *Bot) Serve(ctx context.Context, ln net.Listener) error {
 		workers.Go(func() { b.worker(workCtx) })
 	}
 	workers.Go(func() { b.reconcileLoop(workCtx) })
+	if b.deps.Images != nil {
+		workers.Go(func() { b.imageLoop(workCtx) })
+	}
 	b.ready.Store(true)
 	b.log.Info("bot listening", "addr", ln.Addr().String(), "workers", b.cfg.Workers, "maxConnections", maxConns)
 

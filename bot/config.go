@@ -81,6 +81,44 @@ type Config struct {
 	// replicas can run; without it the bot must run as one replica and its
 	// locks live in memory.
 	State *StateConfig `yaml:"state"`
+	// Images turns image automation on: image update pull requests for
+	// the image policies of each reconciled repository's gitops.yaml.
+	Images *ImagesConfig `yaml:"images"`
+}
+
+// ImagesConfig configures image automation.
+type ImagesConfig struct {
+	// CheckInterval is how often the bot looks for newer tags (default
+	// 1m); each policy's interval (default 5m) decides when its registry
+	// is listed again, and a receiver's hint lists it at once.
+	CheckInterval time.Duration `yaml:"checkInterval"`
+	// Author is the name and email of the bot's commits.
+	Author ImageAuthor `yaml:"author"`
+	// SigningKey signs the bot's commits: an SSH private key (format ssh)
+	// or an armored OpenPGP private key (format gpg), read from a file.
+	SigningKey *SigningKey `yaml:"signingKey"`
+	// MaxOpenPullRequests bounds the open image pull requests per
+	// repository (default 10), MaxNewPullRequestsPerHour those opened in
+	// an hour (default 2).
+	MaxOpenPullRequests       int `yaml:"maxOpenPullRequests"`
+	MaxNewPullRequestsPerHour int `yaml:"maxNewPullRequestsPerHour"`
+	// DockerConfig is a Docker config.json (such as a mounted Secret of
+	// type kubernetes.io/dockerconfigjson) with registry credentials;
+	// GITOPS_REGISTRY_HOST, _USERNAME and _PASSWORD are read too.
+	DockerConfig string `yaml:"dockerConfig"`
+}
+
+// ImageAuthor is who the bot's commits say wrote them.
+type ImageAuthor struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+}
+
+// SigningKey is a key that signs commits.
+type SigningKey struct {
+	Format     string `yaml:"format"` // ssh or gpg
+	File       string `yaml:"file"`
+	Passphrase Secret `yaml:"passphrase"`
 }
 
 // GitHubConfig configures the GitHub forge (a GitHub App, or a token).
@@ -172,6 +210,9 @@ func (c *Config) secrets() []*Secret {
 	if c.GitLab != nil {
 		out = append(out, &c.GitLab.Token, &c.GitLab.WebhookSecret)
 	}
+	if c.Images != nil && c.Images.SigningKey != nil {
+		out = append(out, &c.Images.SigningKey.Passphrase)
+	}
 	return out
 }
 
@@ -200,6 +241,23 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if im := c.Images; im != nil {
+		if im.CheckInterval == 0 {
+			im.CheckInterval = DefaultImageCheckInterval
+		}
+		if im.Author.Name == "" {
+			im.Author.Name = DefaultImageAuthorName
+		}
+		if im.Author.Email == "" {
+			im.Author.Email = DefaultImageAuthorEmail
+		}
+		if im.MaxOpenPullRequests == 0 {
+			im.MaxOpenPullRequests = DefaultMaxOpenImagePullRequests
+		}
+		if im.MaxNewPullRequestsPerHour == 0 {
+			im.MaxNewPullRequestsPerHour = DefaultMaxNewImagePullRequests
+		}
 	}
 }
 
@@ -249,6 +307,20 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("workers must be at least 1, got %d", c.Workers))
+	}
+	if im := c.Images; im != nil {
+		if im.CheckInterval < time.Second {
+			errs = append(errs, fmt.Errorf("images.checkInterval %s is below 1s; use a duration such as 1m", im.CheckInterval))
+		}
+		if im.MaxOpenPullRequests < 0 || im.MaxNewPullRequestsPerHour < 0 {
+			errs = append(errs, errors.New("images.maxOpenPullRequests and images.maxNewPullRequestsPerHour must be positive"))
+		}
+		if strings.ContainsAny(im.Author.Name+im.Author.Email, "<>\n") {
+			errs = append(errs, errors.New("images.author: a name or email with <, > or a line break; write them plainly"))
+		}
+		if k := im.SigningKey; k != nil && ((k.Format != "ssh" && k.Format != "gpg") || k.File == "") {
+			errs = append(errs, fmt.Errorf("images.signingKey: format %q and file %q; set format to ssh or gpg and file to the private key's path", k.Format, k.File))
+		}
 	}
 	if c.JobTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("jobTimeout must be positive, got %s", c.JobTimeout))

@@ -423,7 +423,7 @@ func ParseCommand(body string) (string, []string, bool) {
 			return CommandPreview, nil, true
 		}
 		return f[1], nil, true
-	case CommandSync, CommandUnlock:
+	case CommandSync, CommandUnlock, CommandUnhold:
 		args := f[2:]
 		if len(args) > maxCommandApps {
 			return "", nil, false

@@ -78,6 +78,7 @@ const helpText = "**kubectl-gitops bot commands** (comment with the command on t
 	"- `/gitops preview` (or `/gitops plan`) — render the changed apps at this pull request's head and diff them against the live clusters\n" +
 	"- `/gitops sync [app...]` — apply this pull request's head before merging, once its approval policy is satisfied; the synced apps stay locked by it until it merges or closes\n" +
 	"- `/gitops unlock [app...]` — free apps locked by another pull request (maintainers)\n" +
+	"- `/gitops unhold [policy...]` — let image automation propose tags again after a rollback held a policy\n" +
 	"- `/gitops help` — show this message\n"
 
 const (
@@ -196,7 +197,7 @@ func (q *queue) add(pr scm.PRRef, installationID int64, t Trigger) error {
 	switch {
 	case pr.Number == 0:
 		j.branch = &t
-	case t.Command == CommandSync || t.Command == CommandUnlock:
+	case t.Command == CommandSync || t.Command == CommandUnlock || t.Command == CommandUnhold:
 		j.commands = []Trigger{t}
 	case t.Command == CommandHelp:
 		j.help, j.helpSeq = &t, q.seq
@@ -449,6 +450,9 @@ func (b *Bot) commands(ctx context.Context, forge scm.Forge, j *job) error {
 }
 
 func (b *Bot) command(ctx context.Context, forge scm.Forge, ref scm.PRRef, c Trigger) error {
+	if c.Command == CommandUnhold {
+		return b.unhold(ctx, forge, ref, c)
+	}
 	if b.deps.Syncer == nil {
 		_, err := forge.CreateComment(ctx, ref, "Syncing is off in this bot's configuration; `/gitops "+c.Command+"` does nothing.")
 		return err

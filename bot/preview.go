@@ -461,16 +461,7 @@ func loadHead(dir string) (*config.Repository, error) {
 
 // auth gives the forge's clone credentials for url and nothing else.
 func (p *Previewer) auth(ctx context.Context, forge scm.CloneCredentials, repo scm.RepoRef, url string) func(string) (string, string, bool) {
-	return func(u string) (string, string, bool) {
-		if u != url {
-			return "", "", false
-		}
-		user, pass, err := forge.CloneCredentials(ctx, repo)
-		if err != nil || pass == "" {
-			return "", "", false
-		}
-		return user, pass, true
-	}
+	return cloneAuth(ctx, forge, repo, url)
 }
 
 // sourceAllowList is the base's sources.allow. An empty list allows every source

@@ -23,6 +23,10 @@ type State struct {
 	// (Previewer.Records), Deliveries the webhook deliveries handled
 	// (Deps.Deliveries): ConfigMaps ApprovalsRecord and DeliveriesRecord.
 	Approvals, Deliveries *lease.Records
+	// Images keep image automation's memory (ConfigMap
+	// lease.ImageStateName); Suspensions is its switch.
+	Images      *lease.Records
+	Suspensions *lease.Suspensions
 }
 
 // The ConfigMaps of the bot's records.
@@ -60,10 +64,12 @@ func NewState(cfg Config) (*State, error) {
 		id = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return &State{
-		Locks:      &lease.Locks{Client: client, Namespace: cfg.State.Namespace},
-		Elector:    &lease.Elector{Client: client, Namespace: cfg.State.Namespace, Name: LeaderLease, Identity: id},
-		Identity:   id,
-		Approvals:  &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: ApprovalsRecord},
-		Deliveries: &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: DeliveriesRecord},
+		Locks:       &lease.Locks{Client: client, Namespace: cfg.State.Namespace},
+		Elector:     &lease.Elector{Client: client, Namespace: cfg.State.Namespace, Name: LeaderLease, Identity: id},
+		Identity:    id,
+		Approvals:   &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: ApprovalsRecord},
+		Deliveries:  &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: DeliveriesRecord},
+		Images:      &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: lease.ImageStateName},
+		Suspensions: &lease.Suspensions{Client: client, Namespace: cfg.State.Namespace},
 	}, nil
 }

@@ -3,9 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -151,7 +149,7 @@ type imageRow struct {
 // Run scans the policies and prints the table, the JSON or the diff, or
 // writes the files.
 func (o *ScanOptions) Run(ctx context.Context) error {
-	files, err := readYAMLFiles(o.repo.Dir)
+	files, err := setter.ReadDir(o.repo.Dir)
 	if err != nil {
 		return err
 	}
@@ -370,48 +368,6 @@ func (o *ScanOptions) newScanner() (*images.Scanner, error) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// maxTreeYAML bounds the YAML a scan reads from a tree.
-const maxTreeYAML = 256 << 20
-
-// readYAMLFiles reads every .yaml and .yml file under dir (not following
-// symbolic links, skipping .git), keyed by slash-separated path.
-func readYAMLFiles(dir string) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	total := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if d.Name() == ".git" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		ext := strings.ToLower(filepath.Ext(path))
-		if !d.Type().IsRegular() || (ext != ".yaml" && ext != ".yml") {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if total += len(data); total > maxTreeYAML {
-			return fmt.Errorf("more than %d MiB of YAML under %s; run it in a smaller repository", maxTreeYAML>>20, dir)
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		files[filepath.ToSlash(rel)] = data
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.SkipAll) {
-		return nil, err
-	}
-	return files, nil
 }
 
 func cmpOr(s, def string) string {

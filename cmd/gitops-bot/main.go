@@ -18,6 +18,8 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/bot"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/images"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
@@ -74,6 +76,13 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		deps.Leader, deps.JobLocks, deps.Identity = state.Elector, state.Locks, state.Identity
 		deps.Deliveries = state.Deliveries
 	}
+	if cfg.Images != nil {
+		updater, err := imageUpdater(*cfg, state)
+		if err != nil {
+			return err
+		}
+		deps.Images = updater
+	}
 	b, err := bot.New(*cfg, deps)
 	if err != nil {
 		return err
@@ -81,6 +90,9 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 	// A preview that changes what another pull request's preview overlaps
 	// with queues that one's refresh.
 	deps.Previewer.(*bot.Previewer).Refresh = b.Refresh
+	if u, ok := deps.Images.(*bot.ImageUpdater); ok {
+		u.Refresh = b.Refresh
+	}
 	if state != nil {
 		go func() {
 			if err := state.Elector.Run(ctx, func(ctx context.Context) {
@@ -154,4 +166,41 @@ func dependencies(cfg *bot.Config, log *slog.Logger) (bot.Deps, error) {
 	}
 	deps.Previewer, deps.Approver, deps.Syncer = previewer, previewer, previewer
 	return deps, nil
+}
+
+// imageUpdater builds image automation from cfg.Images: the registry
+// scanner with its credentials, the commit author and signing key, the
+// limits, and (with a state block) the switch and the records in the
+// bot's namespace.
+func imageUpdater(cfg bot.Config, state *bot.State) (*bot.ImageUpdater, error) {
+	c := cfg.Images
+	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.Keychain()
+	if err != nil {
+		return nil, fmt.Errorf("images: %w", err)
+	}
+	u := &bot.ImageUpdater{
+		Scanner:       &images.Scanner{Keychain: keychain},
+		CacheDir:      cfg.CacheDir,
+		Author:        gitrepo.Signature{Name: c.Author.Name, Email: c.Author.Email},
+		MaxOpen:       c.MaxOpenPullRequests,
+		MaxNewPerHour: c.MaxNewPullRequestsPerHour,
+	}
+	if k := c.SigningKey; k != nil {
+		key, err := os.ReadFile(k.File)
+		if err != nil {
+			return nil, fmt.Errorf("images.signingKey: %w", err)
+		}
+		newSigner := gitrepo.NewSSHSigner
+		if k.Format == "gpg" {
+			newSigner = gitrepo.NewGPGSigner
+		}
+		if u.Signer, err = newSigner(key, []byte(k.Passphrase.Reveal())); err != nil {
+			return nil, fmt.Errorf("images.signingKey %s: %w", k.File, err)
+		}
+	}
+	if state != nil {
+		u.Suspensions = state.Suspensions
+		u.Records = state.Images
+	}
+	return u, nil
 }

@@ -3,6 +3,10 @@ package setter
 import (
 	"cmp"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -98,4 +102,46 @@ func SplitRef(ref string) (image, tag, digest string) {
 		image, tag = image[:i], image[i+1:]
 	}
 	return image, tag, digest
+}
+
+// MaxTreeYAML bounds the YAML ReadDir reads from a tree.
+const MaxTreeYAML = 256 << 20
+
+// ReadDir reads every .yaml and .yml file under dir (not following
+// symbolic links, skipping .git), keyed by slash-separated path.
+func ReadDir(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	total := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		ext := strings.ToLower(filepath.Ext(path))
+		if !d.Type().IsRegular() || (ext != ".yaml" && ext != ".yml") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if total += len(data); total > MaxTreeYAML {
+			return fmt.Errorf("more than %d MiB of YAML under %s; run it in a smaller repository", MaxTreeYAML>>20, dir)
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = data
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.SkipAll) {
+		return nil, err
+	}
+	return files, nil
 }

@@ -564,6 +564,7 @@ func (s *Server) pullJSON(repo *Repo, pr *Pull) any {
 }
 
 func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
+	s.syncHeads(r.PathValue("owner") + "/" + r.PathValue("repo"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	repo := s.repoFor(w, r)
@@ -584,6 +585,7 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getPull(w http.ResponseWriter, r *http.Request) {
+	s.syncHeads(r.PathValue("owner") + "/" + r.PathValue("repo"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	repo := s.repoFor(w, r)
@@ -884,4 +886,34 @@ func (s *Server) teamMembers(w http.ResponseWriter, r *http.Request) {
 		s.t.Errorf("githubfake: team members listed with role=%s; the fake knows no maintainers", role)
 	}
 	page(w, r, members, func(login string) any { return user(login) })
+}
+
+// syncHeads moves the head of every open pull request opened through the
+// API to where the resolver says its branch is, as GitHub follows a push to
+// a pull request's branch.
+func (s *Server) syncHeads(fullName string) {
+	type head struct {
+		n      int
+		branch string
+	}
+	var heads []head
+	s.mu.Lock()
+	repo := s.repos[fullName]
+	for _, n := range s.created[fullName] {
+		if pr := repo.Pulls[n]; repo != nil && pr != nil && pr.state() == "open" {
+			heads = append(heads, head{n, pr.HeadRef})
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range heads {
+		sha, ok := s.branchHead(fullName, h.branch)
+		if !ok {
+			continue
+		}
+		s.mu.Lock()
+		if pr := repo.Pulls[h.n]; pr.HeadSHA != sha {
+			pr.HeadSHA, pr.UpdatedAt = sha, time.Now()
+		}
+		s.mu.Unlock()
+	}
 }

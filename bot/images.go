@@ -1,0 +1,716 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/images"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/images/setter"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/lease"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+)
+
+// CommandUnhold lifts the hold of image policies (/gitops unhold [policy...]).
+const CommandUnhold = "unhold"
+
+// Defaults of image automation.
+const (
+	DefaultImageCheckInterval        = time.Minute
+	DefaultMaxOpenImagePullRequests  = 10
+	DefaultMaxNewImagePullRequests   = 2
+	DefaultImageAuthorName           = "gitops-bot"
+	DefaultImageAuthorEmail          = "gitops-bot@users.noreply.localhost"
+	imageStateKeyPrefix              = "images:"
+	imagePullRequestMarker           = "<!-- gitops-bot:image-update -->"
+	imageBodyMaxEdits                = 50
+	imageOpenedWindow                = time.Hour
+	imageDeclinedPerBranchRemembered = 20
+)
+
+// ImageRunner runs image automation: *ImageUpdater in the service.
+type ImageRunner interface {
+	// UpdateImages scans the registries of repo's image policies and
+	// opens, updates or closes its image update pull requests. hinted are
+	// image repositories a receiver said have new tags: their policies are
+	// listed again even when the cache is fresh.
+	UpdateImages(ctx context.Context, forge scm.Forge, repo scm.RepoRef, hinted []string) error
+	// Unhold answers /gitops unhold [policy...] on pr.
+	Unhold(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, t Trigger) error
+}
+
+// ImageUpdater is the bot's image automation. For each repository it
+// reads the default branch's gitops.yaml and marked values, scans the
+// registries, and keeps one pull request per policy (or group) that moves
+// the marked values to the newest tag: created from a branch the bot owns,
+// force-pushed when a newer tag appears, closed when superseded or no
+// longer needed. A pull request a person closed unmerged is not proposed
+// again for the same tags; a policy whose tag Git went back on (a merged
+// update reverted, a tag lowered by hand) is held until a newer tag
+// appears or someone comments /gitops unhold.
+type ImageUpdater struct {
+	Scanner *images.Scanner
+	// Suspensions is the switch `kubectl gitops images suspend` writes;
+	// nil: only gitops.yaml's suspend: counts.
+	Suspensions interface {
+		List(ctx context.Context) ([]lease.Suspension, error)
+	}
+	// Records keep what the updater must remember (RecordStore over the
+	// ConfigMap lease.ImageStateName); nil keeps it in memory.
+	Records RecordStore
+	// CacheDir holds checkouts of default branches.
+	CacheDir string
+	// Author signs the commits; Signer, when set, signs them too.
+	Author gitrepo.Signature
+	Signer gitrepo.Signer
+	// MaxOpen bounds the open image pull requests per repository,
+	// MaxNewPerHour the ones opened in an hour.
+	MaxOpen       int
+	MaxNewPerHour int
+	// Refresh queues a preview of a pull request the updater opened or
+	// pushed to (Bot.Refresh); nil leaves it to the webhook and reconcile.
+	Refresh func(pr scm.PRRef)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// AllowFile lets tests push to file URLs.
+	AllowFile bool
+
+	mu     sync.Mutex
+	memory map[string]string
+}
+
+// imageState is what the updater remembers of a repository.
+type imageState struct {
+	// Seen is the tag (the lowest marked) Git held per policy at the last
+	// look: a lower one now means Git went back.
+	Seen map[string]string `json:"seen,omitempty"`
+	// PRs are the open image pull requests the updater keeps, by branch.
+	PRs map[string]*imagePR `json:"prs,omitempty"`
+	// Declined are tags per branch and policy of pull requests a person
+	// closed unmerged: never proposed again.
+	Declined map[string]map[string]string `json:"declined,omitempty"`
+	// Opened are when pull requests were opened, within the last hour.
+	Opened []time.Time `json:"opened,omitempty"`
+}
+
+// imagePR is one image pull request the updater keeps.
+type imagePR struct {
+	Number int `json:"number"`
+	// Head is the commit the updater last pushed to the branch.
+	Head string `json:"head"`
+	// Tags are the tags it proposes, by policy.
+	Tags map[string]string `json:"tags"`
+}
+
+// unit is the policies that share one pull request: a group, or one
+// policy.
+type unit struct {
+	name     string
+	branch   string
+	policies []config.ImagePolicy
+}
+
+// UpdateImages implements ImageRunner.
+func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo scm.RepoRef, hinted []string) error {
+	now := u.now()
+	branch, err := forge.DefaultBranch(ctx, repo)
+	if err != nil {
+		return fmt.Errorf("images: read the default branch of %s: %w", repo, err)
+	}
+	auth := cloneAuth(ctx, forge, repo, branch.CloneURL)
+	fetcher := &gitrepo.Fetcher{CacheDir: filepath.Join(u.CacheDir, "images"), Auth: auth, AllowFile: u.AllowFile}
+	co, err := fetcher.Fetch(ctx, branch.CloneURL, branch.SHA)
+	if err != nil {
+		return fmt.Errorf("images: fetch %s of %s: %w", branch.SHA, repo, err)
+	}
+	cfg, err := config.Load(filepath.Join(co.Dir, config.FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
+	}
+	if len(cfg.Images) == 0 {
+		return nil
+	}
+	files, err := setter.ReadDir(co.Dir)
+	if err != nil {
+		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
+	}
+	names := make([]string, len(cfg.Images))
+	for i, p := range cfg.Images {
+		names[i] = p.Name
+	}
+	current, err := setter.Read(files, setter.Options{Policies: names})
+	if err != nil {
+		return fmt.Errorf("images: the markers of %s at %s: %w", repo, short(branch.SHA), err)
+	}
+	suspended, err := u.suspended(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	st, err := u.load(ctx, repo)
+	if err != nil {
+		return err
+	}
+
+	// Scan the policies that are on.
+	var reqs []images.Request
+	for _, p := range cfg.Images {
+		if suspended[p.Name] {
+			continue
+		}
+		repository, _ := images.Repository(p.Image)
+		reqs = append(reqs, images.Request{Policy: p, Force: slices.Contains(hinted, repository) || slices.Contains(hinted, p.Image)})
+	}
+	results := u.Scanner.ScanAll(ctx, reqs)
+	decisions := map[string]images.Decision{}
+	for i, res := range results {
+		p := reqs[i].Policy
+		compiled, err := images.Compile(p)
+		if err != nil {
+			return fmt.Errorf("images: %s: policy %s: %w", repo, p.Name, err)
+		}
+		lowest := images.Lowest(compiled, current[p.Name])
+		hold, err := u.hold(ctx, repo, p.Name)
+		if err != nil {
+			return err
+		}
+		latest := ""
+		if res.Err == nil {
+			latest = res.Choice.Tag.Name
+		}
+		if h, went := images.WentBack(compiled, st.Seen[p.Name], lowest, latest, branch.SHA, now); went {
+			hold = &h
+			if err := u.putHold(ctx, repo, p.Name, hold); err != nil {
+				return err
+			}
+		}
+		if lowest != "" {
+			if st.Seen == nil {
+				st.Seen = map[string]string{}
+			}
+			st.Seen[p.Name] = lowest
+		}
+		d := images.Decide(compiled, res, current[p.Name], hold)
+		if hold != nil && d.Action == images.ActionUpdate {
+			// A strictly newer tag lifts the hold.
+			if err := u.putHold(ctx, repo, p.Name, nil); err != nil {
+				return err
+			}
+		}
+		decisions[p.Name] = d
+	}
+
+	// What became of the pull requests kept: merged, closed by a person.
+	for br, kept := range st.PRs {
+		pr, err := forge.GetPullRequest(ctx, scm.PRRef{Repo: repo, Number: kept.Number})
+		if err != nil {
+			if errors.Is(err, scm.ErrNotFound) {
+				delete(st.PRs, br)
+				continue
+			}
+			return fmt.Errorf("images: read #%d of %s: %w", kept.Number, repo, err)
+		}
+		switch pr.State {
+		case "open":
+			continue
+		case "closed":
+			if st.Declined == nil {
+				st.Declined = map[string]map[string]string{}
+			}
+			st.Declined[br] = kept.Tags
+		}
+		delete(st.PRs, br)
+	}
+
+	var errs []error
+	for _, un := range imageUnits(cfg) {
+		if err := u.updateUnit(ctx, forge, repo, branch, files, names, un, decisions, suspended, st, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := u.save(ctx, repo, st); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// updateUnit brings one unit's pull request up to date.
+func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, files map[string][]byte,
+	names []string, un unit, decisions map[string]images.Decision, suspended map[string]bool, st *imageState, now time.Time) error {
+	var (
+		updates = map[string]setter.Update{}
+		ds      []images.Decision
+		skipped []string
+	)
+	for _, p := range un.policies {
+		if suspended[p.Name] {
+			continue
+		}
+		d, ok := decisions[p.Name]
+		if !ok || d.Update == nil {
+			continue
+		}
+		if st.Declined[un.branch][p.Name] == d.Update.Tag {
+			skipped = append(skipped, p.Name)
+			continue
+		}
+		updates[p.Name] = *d.Update
+		ds = append(ds, d)
+	}
+	kept := st.PRs[un.branch]
+	allSuspended := true
+	for _, p := range un.policies {
+		allSuspended = allSuspended && suspended[p.Name]
+	}
+	if len(updates) == 0 {
+		if kept != nil && !allSuspended {
+			// Nothing to propose any more: Git caught up, or a hold.
+			return u.close(ctx, forge, repo, branch, un, kept, st, "Closed by gitops-bot: the default branch no longer needs this update (it holds these tags already, or a policy is held).")
+		}
+		return nil
+	}
+	res, err := setter.Apply(files, updates, setter.Options{Policies: names})
+	if err != nil {
+		return fmt.Errorf("images: %s: %w", repo, err)
+	}
+	if len(res.Files) == 0 {
+		return nil
+	}
+	tags := map[string]string{}
+	for name, up := range updates {
+		tags[name] = up.Tag
+	}
+	if kept != nil && maps.Equal(kept.Tags, tags) {
+		return nil // the pull request proposes this already
+	}
+	title, err := renderImageTemplate(un.policies[0].PullRequest.Title, un, ds)
+	if err != nil {
+		return fmt.Errorf("images: %s: pullRequest.title of %s: %w", repo, un.name, err)
+	}
+	body := u.imageBody(ctx, ds, res.Edits, skipped)
+	if kept == nil {
+		open := 0
+		for range st.PRs {
+			open++
+		}
+		recent := st.Opened[:0]
+		for _, at := range st.Opened {
+			if now.Sub(at) < imageOpenedWindow {
+				recent = append(recent, at)
+			}
+		}
+		st.Opened = recent
+		if open >= u.maxOpen() || len(recent) >= u.maxNewPerHour() {
+			return nil // over a limit: the next scan tries again
+		}
+	}
+
+	pusher := &gitrepo.Pusher{Auth: cloneAuth(ctx, forge, repo, branch.CloneURL), AllowFile: u.AllowFile}
+	expect := ""
+	if kept != nil {
+		expect = kept.Head
+	} else if head, err := pusher.BranchHead(ctx, branch.CloneURL, un.branch); err != nil {
+		return fmt.Errorf("images: %s: read branch %s: %w", repo, un.branch, err)
+	} else if head != "" {
+		// A branch of a pull request closed earlier: the updater's own
+		// branch name, left behind. It is replaced.
+		expect = head
+	}
+	sig := u.Author
+	sig.When = now
+	sha, err := pusher.Push(ctx, gitrepo.Change{URL: branch.CloneURL, Base: branch.SHA, Files: res.Files,
+		Message: title + "\n\n" + commitBody(ds), Author: sig, Signer: u.Signer, Branch: un.branch, Expect: expect})
+	if errors.Is(err, gitrepo.ErrBranchMoved) && kept != nil {
+		// A person pushed to the branch: it is theirs now.
+		delete(st.PRs, un.branch)
+		_, cerr := forge.CreateComment(ctx, scm.PRRef{Repo: repo, Number: kept.Number},
+			"gitops-bot stops updating this pull request: someone else pushed to its branch `"+report.EscapeMarkdown(un.branch)+"`.")
+		return errors.Join(fmt.Errorf("images: %s: %w", repo, err), cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("images: %s: push %s: %w", repo, un.branch, err)
+	}
+	if kept != nil {
+		ref := scm.PRRef{Repo: repo, Number: kept.Number}
+		if err := forge.EditPullRequest(ctx, ref, title, body); err != nil {
+			return fmt.Errorf("images: %s: edit #%d: %w", repo, kept.Number, err)
+		}
+		kept.Head, kept.Tags = sha, tags
+		u.refresh(ref)
+		return nil
+	}
+	pr, err := forge.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: title, Body: body, Head: un.branch, Base: branch.Name})
+	if err != nil {
+		return fmt.Errorf("images: %s: open a pull request from %s: %w", repo, un.branch, err)
+	}
+	if st.PRs == nil {
+		st.PRs = map[string]*imagePR{}
+	}
+	st.PRs[un.branch] = &imagePR{Number: pr.Ref.Number, Head: sha, Tags: tags}
+	st.Opened = append(st.Opened, now)
+	u.refresh(pr.Ref)
+	// Older pull requests of these policies on other branches (a branch
+	// template naming the tag) are superseded.
+	for br, other := range st.PRs {
+		if br == un.branch || !sharesPolicy(other.Tags, tags) {
+			continue
+		}
+		note := fmt.Sprintf("Superseded by #%d, which proposes newer tags.", pr.Ref.Number)
+		if err := u.close(ctx, forge, repo, branch, unit{branch: br}, other, st, note); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close closes a kept pull request with a note and deletes its branch.
+func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, un unit, kept *imagePR, st *imageState, note string) error {
+	ref := scm.PRRef{Repo: repo, Number: kept.Number}
+	if _, err := forge.CreateComment(ctx, ref, note); err != nil {
+		return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, err)
+	}
+	if err := forge.ClosePullRequest(ctx, ref); err != nil {
+		return fmt.Errorf("images: %s: close #%d: %w", repo, kept.Number, err)
+	}
+	delete(st.PRs, un.branch)
+	pusher := &gitrepo.Pusher{Auth: cloneAuth(ctx, forge, repo, branch.CloneURL), AllowFile: u.AllowFile}
+	if err := pusher.DeleteBranch(ctx, branch.CloneURL, un.branch, kept.Head); err != nil && !errors.Is(err, gitrepo.ErrBranchMoved) {
+		return fmt.Errorf("images: %s: delete branch %s: %w", repo, un.branch, err)
+	}
+	return nil
+}
+
+// Unhold implements ImageRunner: it lifts the holds of the policies named,
+// or of every held policy, and says so on pr.
+func (u *ImageUpdater) Unhold(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, t Trigger) error {
+	repo := pr.Ref.Repo
+	st, err := u.load(ctx, repo)
+	if err != nil {
+		return err
+	}
+	policies := t.Args
+	if len(policies) == 0 {
+		policies = slices.Sorted(maps.Keys(st.Seen))
+	}
+	var lifted []string
+	for _, p := range policies {
+		h, err := u.hold(ctx, repo, p)
+		if err != nil {
+			return err
+		}
+		if h == nil {
+			continue
+		}
+		if err := u.putHold(ctx, repo, p, nil); err != nil {
+			return err
+		}
+		lifted = append(lifted, p)
+	}
+	msg := "No image policy is held."
+	if len(lifted) > 0 {
+		msg = "Lifted the hold of " + report.EscapeMarkdown(strings.Join(lifted, ", ")) + " (asked by @" + report.EscapeMarkdown(t.Sender) + "); the next scan may propose their newest tags again."
+	}
+	_, err = forge.CreateComment(ctx, pr.Ref, msg)
+	return err
+}
+
+// imageUnits splits the policies into pull requests: one per group, one
+// per policy without a group, in gitops.yaml's order.
+func imageUnits(cfg *config.Repository) []unit {
+	var out []unit
+	index := map[string]int{}
+	for _, p := range cfg.Images {
+		name := p.Name
+		if p.Group != "" {
+			name = p.Group
+		}
+		if i, ok := index[name]; ok {
+			out[i].policies = append(out[i].policies, p)
+			continue
+		}
+		index[name] = len(out)
+		out = append(out, unit{name: name, policies: []config.ImagePolicy{p}})
+	}
+	for i := range out {
+		b, err := renderImageTemplate(out[i].policies[0].PullRequest.Branch, out[i], nil)
+		if err != nil {
+			b = "gitops/images/" + out[i].name
+		}
+		out[i].branch = b
+	}
+	return out
+}
+
+// imageTemplateData is what pullRequest templates see: .Name (the policy
+// or group), .NewTag (the newest tag proposed; for a group, each
+// policy's in .Updates), .Image and .OldTag for a single policy.
+type imageTemplateData struct {
+	Name, Image, OldTag, NewTag string
+	Updates                     []imageTemplateUpdate
+}
+
+type imageTemplateUpdate struct{ Policy, Image, OldTag, NewTag string }
+
+func renderImageTemplate(text string, un unit, ds []images.Decision) (string, error) {
+	data := imageTemplateData{Name: un.name}
+	for _, d := range ds {
+		old := strings.Join(d.Current, ", ")
+		data.Updates = append(data.Updates, imageTemplateUpdate{Policy: d.Policy, Image: d.Image, OldTag: old, NewTag: d.Update.Tag})
+	}
+	if len(data.Updates) > 0 {
+		first := data.Updates[0]
+		data.Image, data.OldTag, data.NewTag = first.Image, first.OldTag, first.NewTag
+	}
+	tmpl, err := template.New("pullRequest").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := tmpl.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(strings.ReplaceAll(b.String(), "\n", " ")), nil
+}
+
+// imageBody is a pull request's description: per policy old → new, the
+// image's origin, the lines changed; registry values are escaped.
+func (u *ImageUpdater) imageBody(ctx context.Context, ds []images.Decision, edits []setter.Edit, skipped []string) string {
+	var b strings.Builder
+	b.WriteString(imagePullRequestMarker + "\n")
+	b.WriteString("gitops-bot found newer images:\n\n| policy | image | from | to | source |\n|---|---|---|---|---|\n")
+	for _, d := range ds {
+		origin := ""
+		if o, err := u.Scanner.Origin(ctx, d.Image, d.Update.Tag); err == nil {
+			switch {
+			case o.Source != "" && o.Revision != "":
+				origin = report.EscapeMarkdown(o.Source) + " @ `" + strings.ReplaceAll(o.Revision, "`", "") + "`"
+			case o.Source != "":
+				origin = report.EscapeMarkdown(o.Source)
+			}
+		}
+		to := d.Update.Tag
+		if d.Update.Digest != "" {
+			to += "@" + d.Update.Digest
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", report.EscapeMarkdown(d.Policy), report.EscapeMarkdown(d.Image),
+			report.EscapeMarkdown(strings.Join(d.Current, ", ")), report.EscapeMarkdown(to), origin)
+	}
+	b.WriteString("\nLines changed (only the values marked with `$imagepolicy`):\n\n")
+	for i, e := range edits {
+		if i == imageBodyMaxEdits {
+			fmt.Fprintf(&b, "- … and %d more\n", len(edits)-i)
+			break
+		}
+		fmt.Fprintf(&b, "- `%s:%d` %s → %s\n", strings.ReplaceAll(e.File, "`", ""), e.Line, report.EscapeMarkdown(e.Old), report.EscapeMarkdown(e.New))
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(&b, "\nNot included: %s (a person closed a pull request proposing the same tag).\n", report.EscapeMarkdown(strings.Join(skipped, ", ")))
+	}
+	b.WriteString("\nThe bot force-pushes this branch when a newer tag appears and closes the pull request when it is superseded. " +
+		"It is previewed and gated like any pull request. If you revert it after merging, the bot holds the policy at the reverted version until a newer tag appears or someone comments `/gitops unhold`.\n")
+	return b.String()
+}
+
+// commitBody lists the updates for the commit message.
+func commitBody(ds []images.Decision) string {
+	var b strings.Builder
+	for _, d := range ds {
+		fmt.Fprintf(&b, "%s: %s → %s\n", d.Policy, strings.Join(d.Current, ", "), d.Update.Tag)
+	}
+	return b.String()
+}
+
+// suspended names the policies whose automation is off: suspend: true in
+// gitops.yaml, or the switch.
+func (u *ImageUpdater) suspended(ctx context.Context, cfg *config.Repository) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, p := range cfg.Images {
+		if p.Suspend {
+			out[p.Name] = true
+		}
+	}
+	if u.Suspensions == nil {
+		return out, nil
+	}
+	list, err := u.Suspensions.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("images: read the suspensions: %w", err)
+	}
+	for _, s := range list {
+		if s.All {
+			for _, p := range cfg.Images {
+				out[p.Name] = true
+			}
+			continue
+		}
+		out[s.Policy] = true
+	}
+	return out, nil
+}
+
+func (u *ImageUpdater) load(ctx context.Context, repo scm.RepoRef) (*imageState, error) {
+	v, ok, err := u.get(ctx, imageStateKeyPrefix+repo.String())
+	if err != nil {
+		return nil, fmt.Errorf("images: read the state of %s: %w", repo, err)
+	}
+	st := &imageState{}
+	if ok && v != "" {
+		if err := json.Unmarshal([]byte(v), st); err != nil {
+			return &imageState{}, nil // a record of an older bot: start over
+		}
+	}
+	if st.PRs == nil {
+		st.PRs = map[string]*imagePR{}
+	}
+	return st, nil
+}
+
+func (u *ImageUpdater) save(ctx context.Context, repo scm.RepoRef, st *imageState) error {
+	for br, tags := range st.Declined {
+		if len(tags) == 0 {
+			delete(st.Declined, br)
+		}
+	}
+	if len(st.Declined) > imageDeclinedPerBranchRemembered*4 {
+		st.Declined = nil
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := u.put(ctx, imageStateKeyPrefix+repo.String(), string(b)); err != nil {
+		return fmt.Errorf("images: save the state of %s: %w", repo, err)
+	}
+	return nil
+}
+
+// hold reads policy's hold; nil when there is none.
+func (u *ImageUpdater) hold(ctx context.Context, repo scm.RepoRef, policy string) (*images.Hold, error) {
+	v, ok, err := u.get(ctx, lease.ImageHoldKey(repo.String(), policy))
+	if err != nil {
+		return nil, fmt.Errorf("images: read the hold of %s: %w", policy, err)
+	}
+	if !ok || v == "" {
+		return nil, nil
+	}
+	var h images.Hold
+	if err := json.Unmarshal([]byte(v), &h); err != nil {
+		return nil, nil
+	}
+	return &h, nil
+}
+
+// putHold records policy's hold, or lifts it when h is nil.
+func (u *ImageUpdater) putHold(ctx context.Context, repo scm.RepoRef, policy string, h *images.Hold) error {
+	v := ""
+	if h != nil {
+		b, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		v = string(b)
+	}
+	if err := u.put(ctx, lease.ImageHoldKey(repo.String(), policy), v); err != nil {
+		return fmt.Errorf("images: record the hold of %s: %w", policy, err)
+	}
+	return nil
+}
+
+func (u *ImageUpdater) get(ctx context.Context, key string) (string, bool, error) {
+	if u.Records != nil {
+		return u.Records.Get(ctx, key)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	v, ok := u.memory[key]
+	return v, ok, nil
+}
+
+func (u *ImageUpdater) put(ctx context.Context, key, value string) error {
+	if u.Records != nil {
+		return u.Records.Put(ctx, key, value)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.memory == nil {
+		u.memory = map[string]string{}
+	}
+	u.memory[key] = value
+	return nil
+}
+
+func (u *ImageUpdater) refresh(pr scm.PRRef) {
+	if u.Refresh != nil {
+		u.Refresh(pr)
+	}
+}
+
+func (u *ImageUpdater) now() time.Time {
+	if u.Now != nil {
+		return u.Now()
+	}
+	return time.Now()
+}
+
+func (u *ImageUpdater) maxOpen() int {
+	if u.MaxOpen > 0 {
+		return u.MaxOpen
+	}
+	return DefaultMaxOpenImagePullRequests
+}
+
+func (u *ImageUpdater) maxNewPerHour() int {
+	if u.MaxNewPerHour > 0 {
+		return u.MaxNewPerHour
+	}
+	return DefaultMaxNewImagePullRequests
+}
+
+// sharesPolicy reports whether two proposals update a policy in common.
+func sharesPolicy(a, b map[string]string) bool {
+	for p := range a {
+		if _, ok := b[p]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// cloneAuth gives the forge's clone credentials for url and nothing else.
+func cloneAuth(ctx context.Context, forge scm.CloneCredentials, repo scm.RepoRef, url string) func(string) (string, string, bool) {
+	return func(u string) (string, string, bool) {
+		if u != url {
+			return "", "", false
+		}
+		user, pass, err := forge.CloneCredentials(ctx, repo)
+		if err != nil || pass == "" {
+			return "", "", false
+		}
+		return user, pass, true
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
