@@ -343,7 +343,10 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		delete(st.PRs, un.branch)
 		_, cerr := forge.CreateComment(ctx, scm.PRRef{Repo: repo, Number: kept.Number},
 			"gitops-bot stops updating this pull request: someone else pushed to its branch `"+report.EscapeMarkdown(un.branch)+"`.")
-		return errors.Join(fmt.Errorf("images: %s: %w", repo, err), cerr)
+		if cerr != nil {
+			return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, cerr)
+		}
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("images: %s: push %s: %w", repo, un.branch, err)

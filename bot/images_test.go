@@ -1,0 +1,171 @@
+package bot
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"math/rand"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/images"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/memforge"
+)
+
+// imageSetup is a repository with policies a, b and c (each marked at
+// 1.0.0) on an in-process registry, a forge over it and an updater whose
+// clock the test moves.
+type imageSetup struct {
+	host  string
+	repo  *gittest.Repo
+	ref   scm.RepoRef
+	forge *memforge.Forge
+	u     *ImageUpdater
+	now   time.Time
+}
+
+func newImageSetup(t *testing.T) *imageSetup {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	s := &imageSetup{host: strings.TrimPrefix(srv.URL, "http://"), ref: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/shop"},
+		now: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	gitops := "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\nimages:\n"
+	deploy := ""
+	for _, p := range []string{"a", "b", "c"} {
+		gitops += fmt.Sprintf("  - {name: %[1]s, image: %[2]s/acme/%[1]s, policy: {semver: {range: '>=1.0.0'}}, interval: 1ns}\n", p, s.host)
+		deploy += fmt.Sprintf("%[1]s: %[2]s/acme/%[1]s:1.0.0 # {\"$imagepolicy\": \"%[1]s\"}\n", p, s.host)
+		s.push(t, p, "1.0.0")
+	}
+	s.repo = gittest.NewRepo(t, map[string]string{"gitops.yaml": gitops, "deploy.yaml": deploy})
+	s.forge = memforge.New()
+	s.forge.SetGitDir(s.ref, s.repo.Dir)
+	s.u = &ImageUpdater{Scanner: &images.Scanner{}, CacheDir: t.TempDir(), AllowFile: true,
+		Author: gitrepo.Signature{Name: "bot", Email: "bot@example.com"}, Now: func() time.Time { return s.now }}
+	return s
+}
+
+func (s *imageSetup) push(t *testing.T, policy, tag string) {
+	t.Helper()
+	img, err := random.Image(64, 1, random.WithSource(rand.NewSource(int64(len(tag)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(s.host + "/acme/" + policy + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs the updater once on main's head.
+func (s *imageSetup) run(t *testing.T) {
+	t.Helper()
+	s.forge.SetDefaultBranch(s.ref, scm.Branch{Name: "main", SHA: s.repo.Head(t), CloneURL: "file://" + s.repo.Dir})
+	if err := s.u.UpdateImages(t.Context(), s.forge, s.ref, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *imageSetup) open(t *testing.T) []scm.PullRequest {
+	t.Helper()
+	prs, err := s.forge.ListOpenPullRequests(t.Context(), s.ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prs
+}
+
+func TestImageUpdaterLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		maxOpen, maxNew         int
+		first, second, nextHour int
+	}{
+		{"two new per hour by default", 0, 0, 2, 2, 3},
+		{"at most one open", 1, 5, 1, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newImageSetup(t)
+			s.u.MaxOpen, s.u.MaxNewPerHour = tc.maxOpen, tc.maxNew
+			for _, p := range []string{"a", "b", "c"} {
+				s.push(t, p, "1.1.0")
+			}
+			s.run(t)
+			if got := len(s.open(t)); got != tc.first {
+				t.Fatalf("first scan opened %d pull requests, want %d", got, tc.first)
+			}
+			s.now = s.now.Add(10 * time.Minute)
+			s.run(t)
+			if got := len(s.open(t)); got != tc.second {
+				t.Fatalf("a scan within the hour: %d open, want %d", got, tc.second)
+			}
+			s.now = s.now.Add(time.Hour)
+			s.run(t)
+			if got := len(s.open(t)); got != tc.nextHour {
+				t.Fatalf("an hour later: %d open, want %d", got, tc.nextHour)
+			}
+		})
+	}
+}
+
+func TestImageUpdaterRespectsAPersonsClose(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 1 || prs[0].HeadRef != "gitops/images/a" || !strings.Contains(prs[0].Title, "1.1.0") {
+		t.Fatalf("open = %+v, want one pull request for a 1.1.0", prs)
+	}
+	s.forge.UpdatePull(prs[0].Ref, func(pr *scm.PullRequest) { pr.State = "closed" })
+	s.now = s.now.Add(2 * time.Hour)
+	s.run(t)
+	s.run(t)
+	if got := s.open(t); len(got) != 0 {
+		t.Fatalf("after a person closed it: %+v, want no pull request for 1.1.0 again", got)
+	}
+	s.push(t, "a", "1.2.0")
+	s.run(t)
+	if got := s.open(t); len(got) != 1 || !strings.Contains(got[0].Title, "1.2.0") || got[0].Ref.Number == prs[0].Ref.Number {
+		t.Fatalf("after 1.2.0: %+v, want a new pull request for it", got)
+	}
+}
+
+func TestImageUpdaterLeavesABranchSomeoneElsePushed(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	pr := s.open(t)[0]
+	// A person pushes to the bot's branch.
+	s.repo.Checkout(t, "gitops/images/a")
+	theirs := s.repo.Commit(t, map[string]string{"notes.txt": "mine"}, "a person's commit")
+	if out, err := exec.Command("git", "-C", s.repo.Dir, "update-ref", "refs/heads/gitops/images/a", theirs).CombinedOutput(); err != nil {
+		t.Fatalf("git update-ref: %v\n%s", err, out)
+	}
+	s.repo.Checkout(t, "main")
+	s.push(t, "a", "1.2.0")
+	s.run(t)
+	var stopped bool
+	for _, c := range s.forge.Comments(pr.Ref) {
+		stopped = stopped || strings.Contains(c.Body, "someone else pushed")
+	}
+	if !stopped {
+		t.Errorf("no comment saying the bot stops updating #%d", pr.Ref.Number)
+	}
+	if out, _ := s.forge.ReadFile(t.Context(), s.ref, "gitops/images/a", "notes.txt"); string(out) != "mine" {
+		t.Errorf("the person's commit is gone from the branch: notes.txt = %q", out)
+	}
+}
