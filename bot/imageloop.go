@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -74,27 +75,13 @@ func (b *Bot) runImages(ctx context.Context) {
 	if b.deps.Leader != nil && !b.deps.Leader.IsLeader() {
 		return
 	}
-	for _, repo := range b.reconciledRepos() {
-		if ctx.Err() != nil {
-			return
-		}
-		log := b.log.With("repo", repo.String())
-		forges, ok := b.deps.Forges[repo.Kind]
-		if !ok {
-			continue
-		}
-		forge, err := forges.Forge(ctx, repo, 0)
-		if err != nil {
-			log.Warn("images: no forge client", "err", err.Error())
-			continue
-		}
+	b.eachRepo(ctx, "images", func(forge scm.Forge, repo scm.RepoRef, log *slog.Logger) {
 		jobCtx, cancel := context.WithTimeout(ctx, b.cfg.JobTimeout)
-		err = b.deps.Images.UpdateImages(jobCtx, forge, repo, hinted)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := b.deps.Images.UpdateImages(jobCtx, forge, repo, hinted); err != nil {
 			log.Warn("image automation", "err", err.Error())
 		}
-	}
+	})
 }
 
 // unhold answers /gitops unhold: maintainers only, as other commands.

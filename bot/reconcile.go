@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -45,24 +46,11 @@ func (b *Bot) reconcile(ctx context.Context) {
 	if b.deps.Leader != nil && !b.deps.Leader.IsLeader() {
 		return
 	}
-	for _, repo := range b.reconciledRepos() {
-		if ctx.Err() != nil {
-			return
-		}
-		log := b.log.With("repo", repo.String())
-		forges, ok := b.deps.Forges[repo.Kind]
-		if !ok {
-			continue
-		}
-		forge, err := forges.Forge(ctx, repo, 0)
-		if err != nil {
-			log.Warn("reconcile: no forge client", "err", err.Error())
-			continue
-		}
+	b.eachRepo(ctx, "reconcile", func(forge scm.Forge, repo scm.RepoRef, log *slog.Logger) {
 		prs, err := forge.ListOpenPullRequests(ctx, repo)
 		if err != nil {
 			log.Warn("reconcile: list open pull requests", "err", err.Error())
-			continue
+			return
 		}
 		open := make([]int, len(prs))
 		for i, pr := range prs {
@@ -88,6 +76,27 @@ func (b *Bot) reconcile(ctx context.Context) {
 				log.Warn("reconcile: job not queued", "pr", ref.String(), "err", err.Error())
 			}
 		}
+	})
+}
+
+// eachRepo calls fn with the forge client of every reconciled repository,
+// in turn, until ctx ends; what names the work in the logs.
+func (b *Bot) eachRepo(ctx context.Context, what string, fn func(forge scm.Forge, repo scm.RepoRef, log *slog.Logger)) {
+	for _, repo := range b.reconciledRepos() {
+		if ctx.Err() != nil {
+			return
+		}
+		log := b.log.With("repo", repo.String())
+		forges, ok := b.deps.Forges[repo.Kind]
+		if !ok {
+			continue
+		}
+		forge, err := forges.Forge(ctx, repo, 0)
+		if err != nil {
+			log.Warn(what+": no forge client", "err", err.Error())
+			continue
+		}
+		fn(forge, repo, log)
 	}
 }
 
