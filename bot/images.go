@@ -104,6 +104,9 @@ type imageState struct {
 	Declined map[string]map[string]string `json:"declined,omitempty"`
 	// Opened are when pull requests were opened, within the last hour.
 	Opened []time.Time `json:"opened,omitempty"`
+	// Merged is, per policy, the last image pull request merged: where
+	// the bot says so when Git goes back on it.
+	Merged map[string]int `json:"merged,omitempty"`
 }
 
 // imagePR is one image pull request the updater keeps.
@@ -119,7 +122,6 @@ type imagePR struct {
 // policy.
 type unit struct {
 	name     string
-	branch   string
 	policies []config.ImagePolicy
 }
 
@@ -181,6 +183,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	}
 	results := u.Scanner.ScanAll(ctx, reqs)
 	decisions := map[string]images.Decision{}
+	wentBack := map[string]images.Hold{}
 	for i, res := range results {
 		p := reqs[i].Policy
 		compiled, err := images.Compile(p)
@@ -201,6 +204,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 			if err := u.putHold(ctx, repo, p.Name, hold); err != nil {
 				return err
 			}
+			wentBack[p.Name] = h
 		}
 		if lowest != "" {
 			if st.Seen == nil {
@@ -236,11 +240,30 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 				st.Declined = map[string]map[string]string{}
 			}
 			st.Declined[br] = kept.Tags
+		case "merged":
+			if st.Merged == nil {
+				st.Merged = map[string]int{}
+			}
+			for p := range kept.Tags {
+				st.Merged[p] = kept.Number
+			}
 		}
 		delete(st.PRs, br)
 	}
 
 	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(wentBack)) {
+		// Say so on the pull request that brought the tag Git went back on.
+		if n := st.Merged[name]; n > 0 {
+			h := wentBack[name]
+			msg := fmt.Sprintf("The default branch went back from %s to %s (commit `%s`), so image automation holds `%s` at %s: it proposes no tag up to %s again until a newer one appears, or someone with write access comments `/gitops unhold %s`.",
+				report.EscapeMarkdown(h.From), report.EscapeMarkdown(h.At), short(h.Commit), name, report.EscapeMarkdown(h.At), report.EscapeMarkdown(h.Above), name)
+			if _, err := forge.CreateComment(ctx, scm.PRRef{Repo: repo, Number: n}, msg); err != nil {
+				errs = append(errs, fmt.Errorf("images: %s: comment on #%d: %w", repo, n, err))
+			}
+			delete(st.Merged, name)
+		}
+	}
 	for _, un := range imageUnits(cfg) {
 		if err := u.updateUnit(ctx, forge, repo, branch, files, names, un, decisions, suspended, st, now); err != nil {
 			errs = append(errs, err)
@@ -268,25 +291,38 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		if !ok || d.Update == nil {
 			continue
 		}
-		if st.Declined[un.branch][p.Name] == d.Update.Tag {
+		if declinedTag(st, p.Name) == d.Update.Tag {
 			skipped = append(skipped, p.Name)
 			continue
 		}
 		updates[p.Name] = *d.Update
 		ds = append(ds, d)
 	}
-	kept := st.PRs[un.branch]
 	allSuspended := true
+	mine := map[string]string{}
 	for _, p := range un.policies {
 		allSuspended = allSuspended && suspended[p.Name]
+		mine[p.Name] = ""
 	}
 	if len(updates) == 0 {
-		if kept != nil && !allSuspended {
-			// Nothing to propose any more: Git caught up, or a hold.
-			return u.close(ctx, forge, repo, branch, un, kept, st, "Closed by gitops-bot: the default branch no longer needs this update (it holds these tags already, or a policy is held).")
+		if allSuspended {
+			return nil
+		}
+		// Nothing to propose any more: Git caught up, or a hold.
+		for _, br := range slices.Sorted(maps.Keys(st.PRs)) {
+			if sharesPolicy(st.PRs[br].Tags, mine) {
+				if err := u.close(ctx, forge, repo, branch, br, st.PRs[br], st, "Closed by gitops-bot: the default branch no longer needs this update (it holds these tags already, or a policy is held)."); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}
+	headBranch, err := renderImageTemplate(un.policies[0].PullRequest.Branch, un, ds)
+	if err != nil {
+		return fmt.Errorf("images: %s: pullRequest.branch of %s: %w", repo, un.name, err)
+	}
+	kept := st.PRs[headBranch]
 	res, err := setter.Apply(files, updates, setter.Options{Policies: names})
 	if err != nil {
 		return fmt.Errorf("images: %s: %w", repo, err)
@@ -327,8 +363,8 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 	expect := ""
 	if kept != nil {
 		expect = kept.Head
-	} else if head, err := pusher.BranchHead(ctx, branch.CloneURL, un.branch); err != nil {
-		return fmt.Errorf("images: %s: read branch %s: %w", repo, un.branch, err)
+	} else if head, err := pusher.BranchHead(ctx, branch.CloneURL, headBranch); err != nil {
+		return fmt.Errorf("images: %s: read branch %s: %w", repo, headBranch, err)
 	} else if head != "" {
 		// A branch of a pull request closed earlier: the updater's own
 		// branch name, left behind. It is replaced.
@@ -337,19 +373,19 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 	sig := u.Author
 	sig.When = now
 	sha, err := pusher.Push(ctx, gitrepo.Change{URL: branch.CloneURL, Base: branch.SHA, Files: res.Files,
-		Message: title + "\n\n" + commitBody(ds), Author: sig, Signer: u.Signer, Branch: un.branch, Expect: expect})
+		Message: title + "\n\n" + commitBody(ds), Author: sig, Signer: u.Signer, Branch: headBranch, Expect: expect})
 	if errors.Is(err, gitrepo.ErrBranchMoved) && kept != nil {
 		// A person pushed to the branch: it is theirs now.
-		delete(st.PRs, un.branch)
+		delete(st.PRs, headBranch)
 		_, cerr := forge.CreateComment(ctx, scm.PRRef{Repo: repo, Number: kept.Number},
-			"gitops-bot stops updating this pull request: someone else pushed to its branch `"+report.EscapeMarkdown(un.branch)+"`.")
+			"gitops-bot stops updating this pull request: someone else pushed to its branch `"+report.EscapeMarkdown(headBranch)+"`.")
 		if cerr != nil {
 			return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, cerr)
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("images: %s: push %s: %w", repo, un.branch, err)
+		return fmt.Errorf("images: %s: push %s: %w", repo, headBranch, err)
 	}
 	if kept != nil {
 		ref := scm.PRRef{Repo: repo, Number: kept.Number}
@@ -360,24 +396,24 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		u.refresh(ref)
 		return nil
 	}
-	pr, err := forge.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: title, Body: body, Head: un.branch, Base: branch.Name})
+	pr, err := forge.CreatePullRequest(ctx, repo, scm.NewPullRequest{Title: title, Body: body, Head: headBranch, Base: branch.Name})
 	if err != nil {
-		return fmt.Errorf("images: %s: open a pull request from %s: %w", repo, un.branch, err)
+		return fmt.Errorf("images: %s: open a pull request from %s: %w", repo, headBranch, err)
 	}
 	if st.PRs == nil {
 		st.PRs = map[string]*imagePR{}
 	}
-	st.PRs[un.branch] = &imagePR{Number: pr.Ref.Number, Head: sha, Tags: tags}
+	st.PRs[headBranch] = &imagePR{Number: pr.Ref.Number, Head: sha, Tags: tags}
 	st.Opened = append(st.Opened, now)
 	u.refresh(pr.Ref)
 	// Older pull requests of these policies on other branches (a branch
 	// template naming the tag) are superseded.
 	for br, other := range st.PRs {
-		if br == un.branch || !sharesPolicy(other.Tags, tags) {
+		if br == headBranch || !sharesPolicy(other.Tags, tags) {
 			continue
 		}
 		note := fmt.Sprintf("Superseded by #%d, which proposes newer tags.", pr.Ref.Number)
-		if err := u.close(ctx, forge, repo, branch, unit{branch: br}, other, st, note); err != nil {
+		if err := u.close(ctx, forge, repo, branch, br, other, st, note); err != nil {
 			return err
 		}
 	}
@@ -385,7 +421,7 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 }
 
 // close closes a kept pull request with a note and deletes its branch.
-func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, un unit, kept *imagePR, st *imageState, note string) error {
+func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, headBranch string, kept *imagePR, st *imageState, note string) error {
 	ref := scm.PRRef{Repo: repo, Number: kept.Number}
 	if _, err := forge.CreateComment(ctx, ref, note); err != nil {
 		return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, err)
@@ -393,10 +429,10 @@ func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.Repo
 	if err := forge.ClosePullRequest(ctx, ref); err != nil {
 		return fmt.Errorf("images: %s: close #%d: %w", repo, kept.Number, err)
 	}
-	delete(st.PRs, un.branch)
+	delete(st.PRs, headBranch)
 	pusher := &gitrepo.Pusher{Auth: cloneAuth(ctx, forge, repo, branch.CloneURL), AllowFile: u.AllowFile}
-	if err := pusher.DeleteBranch(ctx, branch.CloneURL, un.branch, kept.Head); err != nil && !errors.Is(err, gitrepo.ErrBranchMoved) {
-		return fmt.Errorf("images: %s: delete branch %s: %w", repo, un.branch, err)
+	if err := pusher.DeleteBranch(ctx, branch.CloneURL, headBranch, kept.Head); err != nil && !errors.Is(err, gitrepo.ErrBranchMoved) {
+		return fmt.Errorf("images: %s: delete branch %s: %w", repo, headBranch, err)
 	}
 	return nil
 }
@@ -451,13 +487,6 @@ func imageUnits(cfg *config.Repository) []unit {
 		}
 		index[name] = len(out)
 		out = append(out, unit{name: name, policies: []config.ImagePolicy{p}})
-	}
-	for i := range out {
-		b, err := renderImageTemplate(out[i].policies[0].PullRequest.Branch, out[i], nil)
-		if err != nil {
-			b = "gitops/images/" + out[i].name
-		}
-		out[i].branch = b
 	}
 	return out
 }
@@ -685,6 +714,17 @@ func (u *ImageUpdater) maxNewPerHour() int {
 		return u.MaxNewPerHour
 	}
 	return DefaultMaxNewImagePullRequests
+}
+
+// declinedTag is the tag of policy in a pull request a person closed, ""
+// if none.
+func declinedTag(st *imageState, policy string) string {
+	for _, tags := range st.Declined {
+		if t, ok := tags[policy]; ok {
+			return t
+		}
+	}
+	return ""
 }
 
 // sharesPolicy reports whether two proposals update a policy in common.

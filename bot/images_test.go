@@ -35,7 +35,11 @@ type imageSetup struct {
 	now   time.Time
 }
 
-func newImageSetup(t *testing.T) *imageSetup {
+func newImageSetup(t *testing.T) *imageSetup { return newImageSetupWith(t, "interval: 1ns") }
+
+// newImageSetupWith is newImageSetup with fields added to each policy
+// (a flow mapping's entries, such as "interval: 1h, group: base").
+func newImageSetupWith(t *testing.T, fields string) *imageSetup {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
@@ -44,7 +48,7 @@ func newImageSetup(t *testing.T) *imageSetup {
 	gitops := "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\nimages:\n"
 	deploy := ""
 	for _, p := range []string{"a", "b", "c"} {
-		gitops += fmt.Sprintf("  - {name: %[1]s, image: %[2]s/acme/%[1]s, policy: {semver: {range: '>=1.0.0'}}, interval: 1ns}\n", p, s.host)
+		gitops += fmt.Sprintf("  - {name: %[1]s, image: %[2]s/acme/%[1]s, policy: {semver: {range: '>=1.0.0'}}, %[3]s}\n", p, s.host, fields)
 		deploy += fmt.Sprintf("%[1]s: %[2]s/acme/%[1]s:1.0.0 # {\"$imagepolicy\": \"%[1]s\"}\n", p, s.host)
 		s.push(t, p, "1.0.0")
 	}
@@ -167,5 +171,108 @@ func TestImageUpdaterLeavesABranchSomeoneElsePushed(t *testing.T) {
 	}
 	if out, _ := s.forge.ReadFile(t.Context(), s.ref, "gitops/images/a", "notes.txt"); string(out) != "mine" {
 		t.Errorf("the person's commit is gone from the branch: notes.txt = %q", out)
+	}
+}
+
+func TestImageUpdaterHintRescans(t *testing.T) {
+	s := newImageSetupWith(t, "interval: 1h")
+	s.run(t) // lists every repository, cached for an hour
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	if got := s.open(t); len(got) != 0 {
+		t.Fatalf("within the interval, without a hint: %+v, want the cached listing used", got)
+	}
+	s.forge.SetDefaultBranch(s.ref, scm.Branch{Name: "main", SHA: s.repo.Head(t), CloneURL: "file://" + s.repo.Dir})
+	if err := s.u.UpdateImages(t.Context(), s.forge, s.ref, []string{s.host + "/acme/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.open(t); len(got) != 1 || !strings.Contains(got[0].Title, "a to 1.1.0") {
+		t.Fatalf("after a hint for acme/a: %+v, want its pull request at once", got)
+	}
+}
+
+func TestImageUpdaterGroup(t *testing.T) {
+	s := newImageSetupWith(t, "interval: 1ns, group: base")
+	s.u.MaxNewPerHour = 10
+	s.push(t, "a", "1.1.0")
+	s.push(t, "c", "2.0.0")
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 1 || prs[0].HeadRef != "gitops/images/base" {
+		t.Fatalf("open = %+v, want one pull request for the group", prs)
+	}
+	deploy, err := s.forge.ReadFile(t.Context(), s.ref, "gitops/images/base", "deploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(deploy), "acme/a:1.1.0") || !strings.Contains(string(deploy), "acme/b:1.0.0") || !strings.Contains(string(deploy), "acme/c:2.0.0") {
+		t.Errorf("the group's branch holds:\n%s\nwant a and c moved, b kept", deploy)
+	}
+	body := s.forge.Body(prs[0].Ref)
+	if !strings.Contains(body, "| a |") || !strings.Contains(body, "| c |") || strings.Contains(body, "| b |") {
+		t.Errorf("body =\n%s\nwant a and c listed", body)
+	}
+}
+
+func TestImageUpdaterSupersedes(t *testing.T) {
+	s := newImageSetupWith(t, "interval: 1ns, pullRequest: {branch: 'images/{{.Name}}-{{.NewTag}}'}")
+	s.u.MaxNewPerHour = 10
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	first := s.open(t)
+	s.push(t, "a", "1.2.0")
+	s.run(t)
+	now := s.open(t)
+	if len(first) != 1 || len(now) != 1 || now[0].HeadRef != "images/a-1.2.0" || now[0].Ref == first[0].Ref {
+		t.Fatalf("before %+v, after %+v: want the 1.2.0 pull request open and the 1.1.0 one closed", first, now)
+	}
+	var noted bool
+	for _, c := range s.forge.Comments(first[0].Ref) {
+		noted = noted || strings.Contains(c.Body, fmt.Sprintf("Superseded by #%d", now[0].Ref.Number))
+	}
+	if !noted {
+		t.Errorf("#%d closed without a note naming #%d", first[0].Ref.Number, now[0].Ref.Number)
+	}
+	if _, ok := s.repo.Resolve(t, "images/a-1.1.0"); ok {
+		t.Error("the superseded branch is still there")
+	}
+}
+
+func TestImageUpdaterHoldAndUnhold(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	pr := s.open(t)[0]
+	// Merged (a fast-forward), then reverted.
+	merged, _ := s.repo.Resolve(t, "gitops/images/a")
+	if out, err := exec.Command("git", "-C", s.repo.Dir, "reset", "-q", "--hard", merged).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	s.forge.UpdatePull(pr.Ref, func(p *scm.PullRequest) { p.State = "merged" })
+	s.run(t)
+	deploy, err := s.forge.ReadFile(t.Context(), s.ref, "main", "deploy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.repo.Commit(t, map[string]string{"deploy.yaml": strings.Replace(string(deploy), "acme/a:1.1.0", "acme/a:1.0.0", 1)}, "Revert a")
+	s.run(t)
+	s.run(t)
+	if got := s.open(t); len(got) != 0 {
+		t.Fatalf("after the revert: %+v, want a held", got)
+	}
+	var said bool
+	for _, c := range s.forge.Comments(pr.Ref) {
+		said = said || strings.Contains(c.Body, "went back from 1.1.0 to 1.0.0") && strings.Contains(c.Body, "/gitops unhold a")
+	}
+	if !said {
+		t.Errorf("no comment on #%d saying a is held: %+v", pr.Ref.Number, s.forge.Comments(pr.Ref))
+	}
+	merged2, _ := s.forge.GetPullRequest(t.Context(), pr.Ref)
+	if err := s.u.Unhold(t.Context(), s.forge, merged2, Trigger{Command: CommandUnhold, Args: []string{"a"}, Sender: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	s.run(t)
+	if got := s.open(t); len(got) != 1 || !strings.Contains(got[0].Title, "1.1.0") {
+		t.Fatalf("after /gitops unhold a: %+v, want 1.1.0 proposed again", got)
 	}
 }

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,8 +17,9 @@ import (
 // proposed again, until a strictly newer tag appears or someone lifts the
 // hold (/gitops unhold).
 type Hold struct {
-	// At is the tag Git went back to.
-	At string `json:"at"`
+	// At is the tag Git went back to, From the one it went back from.
+	At   string `json:"at"`
+	From string `json:"from,omitempty"`
 	// Above is the tag Git went back from, or the newest tag the policy
 	// chose then if that was higher: nothing up to it is proposed.
 	Above string `json:"above"`
@@ -28,7 +30,7 @@ type Hold struct {
 
 // String says what the hold does, for a table or a pull request.
 func (h Hold) String() string {
-	return fmt.Sprintf("held at %s after Git went back from %s; a tag newer than %s lifts it, or comment /gitops unhold", h.At, h.Above, h.Above)
+	return fmt.Sprintf("held at %s after Git went back from %s; a tag newer than %s lifts it, or comment /gitops unhold", h.At, cmp.Or(h.From, h.Above), h.Above)
 }
 
 // Action is what an update does for a policy.
@@ -155,7 +157,7 @@ func WentBack(p *Policy, before, now, latest, commit string, at time.Time) (Hold
 	if latest != "" && p.Compare(latest, above) > 0 {
 		above = latest
 	}
-	return Hold{At: now, Above: above, Commit: commit, Since: at}, true
+	return Hold{At: now, From: before, Above: above, Commit: commit, Since: at}, true
 }
 
 func shortDigest(d string) string {
