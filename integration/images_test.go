@@ -12,6 +12,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/registrytest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/githubfake"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/scmtest/gitlabfake"
 )
 
 // imagesGitops is gitops.yaml with app web in ns and the image policies web
@@ -263,5 +264,68 @@ func TestBotImageUpdatesEndToEnd(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("bot log:\n%s", logs.String())
+	}
+}
+
+// TestBotGitLabImageUpdatesEndToEnd is the GitLab side: the bot opens a
+// merge request for a new tag from its own branch (pushed over smart HTTP
+// with the project token) whose diff changes exactly the marked line, and
+// a newer tag updates the same merge request.
+func TestBotGitLabImageUpdatesEndToEnd(t *testing.T) {
+	env.Require(t)
+	ns := env.Namespace(t)
+	reg := registrytest.Start(t)
+	reg.Push(t, "acme/web", "1.0.0")
+	reg.PushCreated(t, "acme/slow", map[string]time.Time{"2.0.0": time.Now().Add(-48 * time.Hour)})
+
+	fake := gitlabfake.New(t, gitlabToken)
+	fake.SetCurrentUser("gitops-bot")
+	fake.AddProject(gitlabShop)
+	original := webDeployment(reg.Host, "1.0.0", "2.0.0")
+	gitopsYAML := imagesGitops(ns, reg.Host)
+	repo := gittest.NewRepo(t, map[string]string{"gitops.yaml": gitopsYAML, "apps/web/deploy.yaml": original})
+	base := repo.Head(t)
+	serveGitLabShop(t, fake, repo)
+	fake.SetFile(gitlabShop, base, "gitops.yaml", []byte(gitopsYAML))
+	fake.SetBranch(gitlabShop, "main", base)
+	fake.SetBranchResolver(func(_, branch string) (string, bool) { return repo.Resolve(t, branch) })
+	bottest.StartGitLab(t, fake, bottest.GitLabOptions{
+		Binary:        filepath.Join(binDir, "gitops-bot"),
+		Token:         gitlabToken,
+		WebhookSecret: gitlabHookSecret,
+		Repository:    gitlabShop,
+		Kubeconfig:    env.Kubeconfig,
+		Config:        "images: {checkInterval: 1s}\n",
+	})
+
+	waitMR := func(want string) gitlabfake.MergeRequest {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		var last []gitlabfake.MergeRequest
+		for time.Now().Before(deadline) {
+			last = fake.CreatedMergeRequests(gitlabShop)
+			if len(last) == 1 {
+				if sha, ok := repo.Resolve(t, last[0].SourceBranch); ok && strings.Contains(showFile(t, repo, sha, "apps/web/deploy.yaml"), want) && strings.Contains(last[0].Title, want[len(want)-5:]) {
+					last[0].SHA = sha
+					return last[0]
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Fatalf("no merge request proposing %q; opened: %+v", want, last)
+		return gitlabfake.MergeRequest{}
+	}
+	reg.Push(t, "acme/web", "1.1.0")
+	first := waitMR("acme/web:1.1.0")
+	if want := strings.Replace(original, "acme/web:1.0.0", "acme/web:1.1.0", 1); showFile(t, repo, first.SHA, "apps/web/deploy.yaml") != want {
+		t.Errorf("the merge request's deploy.yaml =\n%s\nwant only the marked tag changed", showFile(t, repo, first.SHA, "apps/web/deploy.yaml"))
+	}
+	if first.SourceBranch != "gitops/images/web" || first.TargetBranch != "main" || !strings.Contains(first.Description, "| web |") {
+		t.Errorf("merge request = %s → %s\n%s", first.SourceBranch, first.TargetBranch, first.Description)
+	}
+	reg.Push(t, "acme/web", "1.2.0")
+	second := waitMR("acme/web:1.2.0")
+	if second.IID != first.IID || second.Title != "Update web to 1.2.0" {
+		t.Errorf("after 1.2.0: !%d %q, want !%d retitled", second.IID, second.Title, first.IID)
 	}
 }
