@@ -128,6 +128,40 @@ type unit struct {
 // UpdateImages implements ImageRunner.
 func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo scm.RepoRef, hinted []string) error {
 	now := u.now()
+	st, err := u.load(ctx, repo)
+	if err != nil {
+		return err
+	}
+	// What became of the pull requests kept: merged, closed by a person.
+	// Read before the default branch, so that a merge seen here is in it.
+	for br, kept := range st.PRs {
+		pr, err := forge.GetPullRequest(ctx, scm.PRRef{Repo: repo, Number: kept.Number})
+		if err != nil {
+			if errors.Is(err, scm.ErrNotFound) {
+				delete(st.PRs, br)
+				continue
+			}
+			return fmt.Errorf("images: read #%d of %s: %w", kept.Number, repo, err)
+		}
+		switch pr.State {
+		case "open":
+			continue
+		case "closed":
+			if st.Declined == nil {
+				st.Declined = map[string]map[string]string{}
+			}
+			st.Declined[br] = kept.Tags
+		case "merged":
+			if st.Merged == nil {
+				st.Merged = map[string]int{}
+			}
+			for p := range kept.Tags {
+				st.Merged[p] = kept.Number
+			}
+		}
+		delete(st.PRs, br)
+	}
+
 	branch, err := forge.DefaultBranch(ctx, repo)
 	if err != nil {
 		return fmt.Errorf("images: read the default branch of %s: %w", repo, err)
@@ -167,11 +201,6 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	if err != nil {
 		return err
 	}
-	st, err := u.load(ctx, repo)
-	if err != nil {
-		return err
-	}
-
 	// Scan the policies that are on.
 	var reqs []images.Request
 	for _, p := range cfg.Images {
@@ -220,35 +249,6 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 			}
 		}
 		decisions[p.Name] = d
-	}
-
-	// What became of the pull requests kept: merged, closed by a person.
-	for br, kept := range st.PRs {
-		pr, err := forge.GetPullRequest(ctx, scm.PRRef{Repo: repo, Number: kept.Number})
-		if err != nil {
-			if errors.Is(err, scm.ErrNotFound) {
-				delete(st.PRs, br)
-				continue
-			}
-			return fmt.Errorf("images: read #%d of %s: %w", kept.Number, repo, err)
-		}
-		switch pr.State {
-		case "open":
-			continue
-		case "closed":
-			if st.Declined == nil {
-				st.Declined = map[string]map[string]string{}
-			}
-			st.Declined[br] = kept.Tags
-		case "merged":
-			if st.Merged == nil {
-				st.Merged = map[string]int{}
-			}
-			for p := range kept.Tags {
-				st.Merged[p] = kept.Number
-			}
-		}
-		delete(st.PRs, br)
 	}
 
 	var errs []error
@@ -423,6 +423,12 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 // close closes a kept pull request with a note and deletes its branch.
 func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, headBranch string, kept *imagePR, st *imageState, note string) error {
 	ref := scm.PRRef{Repo: repo, Number: kept.Number}
+	delete(st.PRs, headBranch)
+	if pr, err := forge.GetPullRequest(ctx, ref); err != nil {
+		return fmt.Errorf("images: %s: read #%d: %w", repo, kept.Number, err)
+	} else if pr.State != "open" {
+		return nil // merged or closed meanwhile
+	}
 	if _, err := forge.CreateComment(ctx, ref, note); err != nil {
 		return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, err)
 	}

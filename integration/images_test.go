@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubectl-gitops/kubectl-gitops/internal/lease"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/bottest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/gittest"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/testing/registrytest"
@@ -132,8 +134,34 @@ func setMain(t *testing.T, fake *githubfake.Server, repo *gittest.Repo, sha stri
 // mergeImagePull merges the bot's pull request p as a fast-forward.
 func mergeImagePull(t *testing.T, fake *githubfake.Server, repo *gittest.Repo, p githubfake.Pull) {
 	t.Helper()
-	setMain(t, fake, repo, p.HeadSHA)
+	if out, err := exec.Command("git", "-C", repo.Dir, "reset", "-q", "--hard", p.HeadSHA).CombinedOutput(); err != nil {
+		t.Fatalf("git reset: %v\n%s", err, out)
+	}
+	fake.Update("acme/shop", func(r *githubfake.Repo) {
+		r.Files[p.HeadSHA] = map[string]string{"gitops.yaml": readFile(t, repo.Dir, "gitops.yaml")}
+	})
+	// As on GitHub, the pull request is merged when main moves.
 	fake.MergePull("acme/shop", p.Number, p.HeadSHA)
+}
+
+// waitSeen waits until the bot's records say it saw Git hold tag for
+// policy.
+func waitSeen(t *testing.T, botNS, policy, tag string) {
+	t.Helper()
+	records := &lease.Records{Client: env.Clientset, Namespace: botNS, Name: lease.ImageStateName}
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		last, _, _ = records.Get(t.Context(), "images:github:acme/shop")
+		var st struct {
+			Seen map[string]string `json:"seen"`
+		}
+		if json.Unmarshal([]byte(last), &st) == nil && st.Seen[policy] == tag {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the bot never saw %s at %s in Git; its record: %s", policy, tag, last)
 }
 
 // imagesCLI runs kubectl-gitops images … against the bot's namespace.
@@ -245,10 +273,11 @@ func TestBotImageUpdatesEndToEnd(t *testing.T) {
 
 	// Merged, then reverted: held at 1.2.0, no pull request for 1.3.0.
 	mergeImagePull(t, fake, repo, third)
-	time.Sleep(2 * time.Second) // the bot sees 1.3.0 in Git
+	waitSeen(t, botNS, "web", "1.3.0")
 	reverted := repo.Commit(t, map[string]string{"apps/web/deploy.yaml": showFile(t, repo, second.HeadSHA, "apps/web/deploy.yaml")}, "Revert web to 1.2.0")
 	setMain(t, fake, repo, reverted)
 	noNewImagePull(t, fake, 2, "after the revert")
+	waitBotComment(t, fake, third.Number, "went back from 1.3.0 to 1.2.0", "/gitops unhold web")
 	if out := imagesCLI(t, repo.Dir, "scan", "web", "--bot-namespace", botNS); !strings.Contains(out, "held at 1.2.0") {
 		t.Errorf("images scan does not show the hold:\n%s", out)
 	}
