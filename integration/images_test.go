@@ -211,8 +211,19 @@ func TestBotImageUpdatesEndToEnd(t *testing.T) {
 		r.Pulls[7].State = "closed"
 	})
 	fake.SetBranchResolver(func(_, branch string) (string, bool) { return repo.Resolve(t, branch) })
+	fake.SetFilesResolver(func(_, base, head string) ([]githubfake.File, bool) {
+		out, err := exec.Command("git", "-C", repo.Dir, "diff", "--name-only", base, head).Output()
+		if err != nil {
+			return nil, false
+		}
+		var files []githubfake.File
+		for _, f := range strings.Fields(string(out)) {
+			files = append(files, githubfake.File{Filename: f, Status: "modified"})
+		}
+		return files, true
+	})
 	logs := &lockedBuffer{}
-	bot := bottest.Start(t, fake, bottest.Options{
+	bottest.Start(t, fake, bottest.Options{
 		Binary:        filepath.Join(binDir, "gitops-bot"),
 		WebhookSecret: webhookSecret,
 		Repository:    "acme/shop",
@@ -240,12 +251,9 @@ func TestBotImageUpdatesEndToEnd(t *testing.T) {
 	if got := strings.TrimSpace(string(author)); got != "Image Bot <images@example.com>|"+base {
 		t.Errorf("commit author|parent = %q, want the configured author on main", got)
 	}
-	// The bot's pull request is previewed like any other.
-	fake.Update("acme/shop", func(r *githubfake.Repo) {
-		r.Pulls[first.Number].Files = []githubfake.File{{Filename: "apps/web/deploy.yaml", Status: "modified"}}
-	})
-	command(t, fake, bot.Addr, first.Number, "dev", "/gitops plan")
-	waitBotComment(t, fake, first.Number, "web", "1.1.0")
+	// The bot's pull request is previewed like any other, at once.
+	waitBotComment(t, fake, first.Number, "1 configured", "+      - image: "+reg.Host+"/acme/web:1.1.0")
+	waitContext(t, fake, first.HeadSHA, "gitops/preview", "success", "")
 
 	// A newer tag: the same pull request, updated.
 	reg.Push(t, "acme/web", "1.2.0")

@@ -248,3 +248,44 @@ func TestPullsOpenedThroughTheAPI(t *testing.T) {
 		}
 	})
 }
+
+func TestPullsOpenedThroughTheAPIFollowTheirBranch(t *testing.T) {
+	s := New(t)
+	s.AddRepo(&Repo{Owner: "acme", Name: "app", Branches: map[string]string{"main": "base1"}})
+	s.AddToken("tok", "octocat")
+	head := "head1"
+	s.SetBranchResolver(func(_, branch string) (string, bool) { return head, branch == "update" })
+	s.SetFilesResolver(func(fullName, base, h string) ([]File, bool) {
+		return []File{{Filename: fullName + ":" + base + ".." + h, Status: "modified"}}, true
+	})
+	get := func(path string, out any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		if path == "repos/acme/app/pulls" {
+			req.Method, req.Body = "POST", io.NopCloser(strings.NewReader(`{"title":"t","head":"update","base":"main"}`))
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var created map[string]any
+	get("repos/acme/app/pulls", &created)
+	head = "head2" // a push to the branch
+	var pr map[string]any
+	get("repos/acme/app/pulls/1", &pr)
+	if got := pr["head"].(map[string]any)["sha"]; got != "head2" {
+		t.Errorf("head.sha after a push = %v, want head2", got)
+	}
+	var files []map[string]any
+	get("repos/acme/app/pulls/1/files", &files)
+	if len(files) != 1 || files[0]["filename"] != "acme/app:base1..head2" {
+		t.Errorf("files = %v, want the resolver's for base1..head2", files)
+	}
+}

@@ -797,6 +797,7 @@ func (s *Server) listReviews(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
+	s.syncFiles(r.PathValue("owner")+"/"+r.PathValue("repo"), r.PathValue("n"))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	repo := s.repoFor(w, r)
@@ -916,4 +917,36 @@ func (s *Server) syncHeads(fullName string) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// syncFiles sets the files of pull request n, opened through the API, to
+// what the files resolver says its base and head differ in, as GitHub
+// compares them.
+func (s *Server) syncFiles(fullName, number string) {
+	n, err := strconv.Atoi(number)
+	if err != nil {
+		return
+	}
+	s.syncHeads(fullName)
+	s.mu.Lock()
+	fn, repo := s.filesOf, s.repos[fullName]
+	var pr *Pull
+	if repo != nil && slices.Contains(s.created[fullName], n) {
+		pr = repo.Pulls[n]
+	}
+	var base, head string
+	if pr != nil {
+		base, head = pr.BaseSHA, pr.HeadSHA
+	}
+	s.mu.Unlock()
+	if fn == nil || pr == nil {
+		return
+	}
+	files, ok := fn(fullName, base, head)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	pr.Files = files
+	s.mu.Unlock()
 }

@@ -187,6 +187,7 @@ type Server struct {
 	nextID       int64
 	requests     []string
 	resolve      func(fullName, branch string) (string, bool)
+	filesOf      func(fullName, base, head string) ([]File, bool)
 	created      map[string][]int // repository full name → pull numbers opened through the API
 }
 
@@ -281,6 +282,17 @@ func (s *Server) SetBranchResolver(fn func(fullName, branch string) (sha string,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resolve = fn
+}
+
+// SetFilesResolver makes fn tell the files a pull request opened through
+// the API changes (GET …/pulls/{n}/files), from its base and head commits:
+// tests pass a function that diffs a real Git repository. Without one, such
+// a pull request lists the files the test set, none by default. fn is
+// called without the fake's lock held.
+func (s *Server) SetFilesResolver(fn func(fullName, base, head string) ([]File, bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.filesOf = fn
 }
 
 // branchHead asks the resolver for a branch's head; it must be called
