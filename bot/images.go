@@ -763,3 +763,43 @@ func short(sha string) string {
 	}
 	return sha
 }
+
+// NewImageUpdater builds image automation from cfg.Images: the registry
+// scanner with its credentials, the commit author and signing key, the
+// limits, and (with a state block) the switch and the records in the
+// bot's namespace.
+func NewImageUpdater(cfg Config, state *State) (*ImageUpdater, error) {
+	c := cfg.Images
+	if c == nil {
+		return nil, errors.New("images: the bot's config has no images block")
+	}
+	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.Keychain()
+	if err != nil {
+		return nil, fmt.Errorf("images: %w", err)
+	}
+	u := &ImageUpdater{
+		Scanner:       &images.Scanner{Keychain: keychain},
+		CacheDir:      cfg.CacheDir,
+		Author:        gitrepo.Signature{Name: c.Author.Name, Email: c.Author.Email},
+		MaxOpen:       c.MaxOpenPullRequests,
+		MaxNewPerHour: c.MaxNewPullRequestsPerHour,
+	}
+	if k := c.SigningKey; k != nil {
+		key, err := os.ReadFile(k.File)
+		if err != nil {
+			return nil, fmt.Errorf("images.signingKey: %w", err)
+		}
+		newSigner := gitrepo.NewSSHSigner
+		if k.Format == "gpg" {
+			newSigner = gitrepo.NewGPGSigner
+		}
+		if u.Signer, err = newSigner(key, []byte(k.Passphrase.Reveal())); err != nil {
+			return nil, fmt.Errorf("images.signingKey %s: %w", k.File, err)
+		}
+	}
+	if state != nil {
+		u.Suspensions = state.Suspensions
+		u.Records = state.Images
+	}
+	return u, nil
+}

@@ -18,8 +18,6 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/bot"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
-	"github.com/kubectl-gitops/kubectl-gitops/internal/images"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
@@ -77,7 +75,7 @@ func run(ctx context.Context, log *slog.Logger, args []string) error {
 		deps.Deliveries = state.Deliveries
 	}
 	if cfg.Images != nil {
-		updater, err := imageUpdater(*cfg, state)
+		updater, err := bot.NewImageUpdater(*cfg, state)
 		if err != nil {
 			return err
 		}
@@ -166,41 +164,4 @@ func dependencies(cfg *bot.Config, log *slog.Logger) (bot.Deps, error) {
 	}
 	deps.Previewer, deps.Approver, deps.Syncer = previewer, previewer, previewer
 	return deps, nil
-}
-
-// imageUpdater builds image automation from cfg.Images: the registry
-// scanner with its credentials, the commit author and signing key, the
-// limits, and (with a state block) the switch and the records in the
-// bot's namespace.
-func imageUpdater(cfg bot.Config, state *bot.State) (*bot.ImageUpdater, error) {
-	c := cfg.Images
-	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.Keychain()
-	if err != nil {
-		return nil, fmt.Errorf("images: %w", err)
-	}
-	u := &bot.ImageUpdater{
-		Scanner:       &images.Scanner{Keychain: keychain},
-		CacheDir:      cfg.CacheDir,
-		Author:        gitrepo.Signature{Name: c.Author.Name, Email: c.Author.Email},
-		MaxOpen:       c.MaxOpenPullRequests,
-		MaxNewPerHour: c.MaxNewPullRequestsPerHour,
-	}
-	if k := c.SigningKey; k != nil {
-		key, err := os.ReadFile(k.File)
-		if err != nil {
-			return nil, fmt.Errorf("images.signingKey: %w", err)
-		}
-		newSigner := gitrepo.NewSSHSigner
-		if k.Format == "gpg" {
-			newSigner = gitrepo.NewGPGSigner
-		}
-		if u.Signer, err = newSigner(key, []byte(k.Passphrase.Reveal())); err != nil {
-			return nil, fmt.Errorf("images.signingKey %s: %w", k.File, err)
-		}
-	}
-	if state != nil {
-		u.Suspensions = state.Suspensions
-		u.Records = state.Images
-	}
-	return u, nil
 }
