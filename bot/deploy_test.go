@@ -462,7 +462,7 @@ func TestDeployGitHubAppManifest(t *testing.T) {
 		t.Error("the App is public: anyone could install it and send the bot webhooks")
 	}
 	want := map[string]string{
-		"contents":      "read",
+		"contents":      "write", // image update pull requests push the bot's branches
 		"metadata":      "read",
 		"pull_requests": "write",
 		"issues":        "write",
