@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
@@ -318,7 +316,8 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		}
 		return nil
 	}
-	headBranch, err := renderImageTemplate(un.policies[0].PullRequest.Branch, un, ds)
+	prTemplates := un.policies[0].PullRequest
+	headBranch, err := config.RenderImageTemplate(prTemplates.Branch, u.imageData(ctx, un, ds, false), true)
 	if err != nil {
 		return fmt.Errorf("images: %s: pullRequest.branch of %s: %w", repo, un.name, err)
 	}
@@ -337,16 +336,8 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 	if kept != nil && maps.Equal(kept.Tags, tags) {
 		return nil // the pull request proposes this already
 	}
-	title, err := renderImageTemplate(un.policies[0].PullRequest.Title, un, ds)
-	if err != nil {
-		return fmt.Errorf("images: %s: pullRequest.title of %s: %w", repo, un.name, err)
-	}
-	body := u.imageBody(ctx, ds, res.Edits, skipped)
 	if kept == nil {
-		open := 0
-		for range st.PRs {
-			open++
-		}
+		open := len(st.PRs)
 		recent := st.Opened[:0]
 		for _, at := range st.Opened {
 			if now.Sub(at) < imageOpenedWindow {
@@ -358,7 +349,19 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 			return nil // over a limit: the next scan tries again
 		}
 	}
-
+	data := u.imageData(ctx, un, ds, true)
+	title, err := config.RenderImageTemplate(prTemplates.Title, data, true)
+	if err != nil {
+		return fmt.Errorf("images: %s: pullRequest.title of %s: %w", repo, un.name, err)
+	}
+	body, err := imageBody(prTemplates.Body, data, res.Edits, skipped)
+	if err != nil {
+		return fmt.Errorf("images: %s: pullRequest.body of %s: %w", repo, un.name, err)
+	}
+	message, err := commitMessage(prTemplates.CommitMessage, title, data)
+	if err != nil {
+		return fmt.Errorf("images: %s: pullRequest.commitMessage of %s: %w", repo, un.name, err)
+	}
 	pusher := &gitrepo.Pusher{Auth: cloneAuth(ctx, forge, repo, branch.CloneURL), AllowFile: u.AllowFile}
 	expect := ""
 	if kept != nil {
@@ -373,7 +376,7 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 	sig := u.Author
 	sig.When = now
 	sha, err := pusher.Push(ctx, gitrepo.Change{URL: branch.CloneURL, Base: branch.SHA, Files: res.Files,
-		Message: title + "\n\n" + commitBody(ds), Author: sig, Signer: u.Signer, Branch: headBranch, Expect: expect})
+		Message: message, Author: sig, Signer: u.Signer, Branch: headBranch, Expect: expect})
 	if errors.Is(err, gitrepo.ErrBranchMoved) && kept != nil {
 		// A person pushed to the branch: it is theirs now.
 		delete(st.PRs, headBranch)
@@ -497,59 +500,54 @@ func imageUnits(cfg *config.Repository) []unit {
 	return out
 }
 
-// imageTemplateData is what pullRequest templates see: .Name (the policy
-// or group), .NewTag (the newest tag proposed; for a group, each
-// policy's in .Updates), .Image and .OldTag for a single policy.
-type imageTemplateData struct {
-	Name, Image, OldTag, NewTag string
-	Updates                     []imageTemplateUpdate
-}
-
-type imageTemplateUpdate struct{ Policy, Image, OldTag, NewTag string }
-
-func renderImageTemplate(text string, un unit, ds []images.Decision) (string, error) {
-	data := imageTemplateData{Name: un.name}
+// imageData is what pullRequest templates see for the decisions ds of
+// unit un; origins are read only when withOrigin (for a body), and escaped
+// for markdown.
+func (u *ImageUpdater) imageData(ctx context.Context, un unit, ds []images.Decision, withOrigin bool) config.ImageUpdateData {
+	data := config.ImageUpdateData{Name: un.name}
 	for _, d := range ds {
-		old := strings.Join(d.Current, ", ")
-		data.Updates = append(data.Updates, imageTemplateUpdate{Policy: d.Policy, Image: d.Image, OldTag: old, NewTag: d.Update.Tag})
+		up := config.ImageUpdate{Policy: d.Policy, Image: d.Image, OldTag: strings.Join(d.Current, ", "), NewTag: d.Update.Tag, Digest: d.Update.Digest}
+		if withOrigin {
+			if o, err := u.Scanner.Origin(ctx, d.Image, d.Update.Tag); err == nil {
+				up.Source = report.EscapeMarkdown(o.Source)
+				up.Revision = report.EscapeMarkdown(strings.ReplaceAll(o.Revision, "`", ""))
+			}
+		}
+		data.Updates = append(data.Updates, up)
 	}
 	if len(data.Updates) > 0 {
 		first := data.Updates[0]
 		data.Image, data.OldTag, data.NewTag = first.Image, first.OldTag, first.NewTag
 	}
-	tmpl, err := template.New("pullRequest").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	if err := tmpl.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(strings.ReplaceAll(b.String(), "\n", " ")), nil
+	return data
 }
 
 // imageBody is a pull request's description: per policy old → new, the
-// image's origin, the lines changed; registry values are escaped.
-func (u *ImageUpdater) imageBody(ctx context.Context, ds []images.Decision, edits []setter.Edit, skipped []string) string {
+// image's origin, the lines changed (registry values escaped), or the
+// policy's body template over data.
+func imageBody(tmpl string, data config.ImageUpdateData, edits []setter.Edit, skipped []string) (string, error) {
 	var b strings.Builder
 	b.WriteString(imagePullRequestMarker + "\n")
+	if tmpl != "" {
+		out, err := config.RenderImageTemplate(tmpl, data, false)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(out)
+		return b.String(), nil
+	}
 	b.WriteString("gitops-bot found newer images:\n\n| policy | image | from | to | source |\n|---|---|---|---|---|\n")
-	for _, d := range ds {
-		origin := ""
-		if o, err := u.Scanner.Origin(ctx, d.Image, d.Update.Tag); err == nil {
-			switch {
-			case o.Source != "" && o.Revision != "":
-				origin = report.EscapeMarkdown(o.Source) + " @ `" + strings.ReplaceAll(o.Revision, "`", "") + "`"
-			case o.Source != "":
-				origin = report.EscapeMarkdown(o.Source)
-			}
+	for _, up := range data.Updates {
+		origin := up.Source
+		if up.Source != "" && up.Revision != "" {
+			origin += " @ " + up.Revision
 		}
-		to := d.Update.Tag
-		if d.Update.Digest != "" {
-			to += "@" + d.Update.Digest
+		to := up.NewTag
+		if up.Digest != "" {
+			to += "@" + up.Digest
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", report.EscapeMarkdown(d.Policy), report.EscapeMarkdown(d.Image),
-			report.EscapeMarkdown(strings.Join(d.Current, ", ")), report.EscapeMarkdown(to), origin)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", report.EscapeMarkdown(up.Policy), report.EscapeMarkdown(up.Image),
+			report.EscapeMarkdown(up.OldTag), report.EscapeMarkdown(to), origin)
 	}
 	b.WriteString("\nLines changed (only the values marked with `$imagepolicy`):\n\n")
 	for i, e := range edits {
@@ -564,16 +562,21 @@ func (u *ImageUpdater) imageBody(ctx context.Context, ds []images.Decision, edit
 	}
 	b.WriteString("\nThe bot force-pushes this branch when a newer tag appears and closes the pull request when it is superseded. " +
 		"It is previewed and gated like any pull request. If you revert it after merging, the bot holds the policy at the reverted version until a newer tag appears or someone comments `/gitops unhold`.\n")
-	return b.String()
+	return b.String(), nil
 }
 
-// commitBody lists the updates for the commit message.
-func commitBody(ds []images.Decision) string {
-	var b strings.Builder
-	for _, d := range ds {
-		fmt.Fprintf(&b, "%s: %s → %s\n", d.Policy, strings.Join(d.Current, ", "), d.Update.Tag)
+// commitMessage is the message of the bot's commit: the policy's
+// commitMessage template, else the title and a line per update.
+func commitMessage(tmpl, title string, data config.ImageUpdateData) (string, error) {
+	if tmpl != "" {
+		return config.RenderImageTemplate(tmpl, data, false)
 	}
-	return b.String()
+	var b strings.Builder
+	b.WriteString(title + "\n\n")
+	for _, up := range data.Updates {
+		fmt.Fprintf(&b, "%s: %s → %s\n", up.Policy, up.OldTag, up.NewTag)
+	}
+	return b.String(), nil
 }
 
 // suspended names the policies whose automation is off: suspend: true in

@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -274,5 +276,38 @@ func TestImageUpdaterHoldAndUnhold(t *testing.T) {
 	s.run(t)
 	if got := s.open(t); len(got) != 1 || !strings.Contains(got[0].Title, "1.1.0") {
 		t.Fatalf("after /gitops unhold a: %+v, want 1.1.0 proposed again", got)
+	}
+}
+
+func TestImageUpdaterTemplatesAndOrigin(t *testing.T) {
+	s := newImageSetupWith(t, "interval: 1ns, pullRequest: {title: 'deps: {{.Name}} {{.NewTag}}', "+
+		"body: '{{range .Updates}}{{.Policy}} {{.OldTag}} to {{.NewTag}} built from {{.Source}} at {{.Revision}}{{end}}', "+
+		"commitMessage: 'chore(images): {{.Name}} to {{.NewTag}}'}")
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	annotated := mutate.Annotations(img, map[string]string{
+		images.AnnotationSource: "https://github.com/acme/a<script>", images.AnnotationRevision: "abc123`x",
+	}).(v1.Image)
+	ref, err := name.ParseReference(s.host + "/acme/a:1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, annotated); err != nil {
+		t.Fatal(err)
+	}
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 1 || prs[0].Title != "deps: a 1.1.0" {
+		t.Fatalf("open = %+v, want the templated title", prs)
+	}
+	body := s.forge.Body(prs[0].Ref)
+	if !strings.Contains(body, "a 1.0.0 to 1.1.0 built from https://github.com/acme/a&lt;script&gt; at abc123x") {
+		t.Errorf("body = %q, want the template with the escaped origin", body)
+	}
+	msg, err := exec.Command("git", "-C", s.repo.Dir, "log", "-1", "--format=%B", "gitops/images/a").Output()
+	if err != nil || strings.TrimSpace(string(msg)) != "chore(images): a to 1.1.0" {
+		t.Errorf("commit message = %q, %v", msg, err)
 	}
 }

@@ -491,6 +491,13 @@ func TestLoadErrors(t *testing.T) {
 			"gitops.yaml:11: images[0].pullRequest.title: is not a valid template",
 		},
 	}, {
+		name: "image pull request templates",
+		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    pullRequest:\n      body: '{{.Tag}}'\n      commitMessage: '{{range .Updates}}{{.Policy}} {{.Version}}{{end}}'\n",
+		want: []string{
+			`gitops.yaml:8: images[0].pullRequest.body: is not a valid template: template: pullRequest:1:2: executing "pullRequest" at <.Tag>: can't evaluate field Tag`,
+			`gitops.yaml:9: images[0].pullRequest.commitMessage: is not a valid template`,
+		},
+	}, {
 		name: "filter pattern",
 		yaml: head + "images:\n  - name: a\n    image: ghcr.io/a\n    policy: {numerical: {}}\n    filterTags: {pattern: '[', extract: '$1'}\n",
 		want: []string{`gitops.yaml:7: images[0].filterTags.pattern: "[" is not a regular expression`},

@@ -265,6 +265,11 @@ type FilterTags struct {
 type PullRequest struct {
 	Branch string `yaml:"branch,omitempty"`
 	Title  string `yaml:"title,omitempty"`
+	// Body and CommitMessage, when set, replace the bot's description of
+	// the pull request and message of its commit. Every field is a Go
+	// template over ImageUpdateData.
+	Body          string `yaml:"body,omitempty"`
+	CommitMessage string `yaml:"commitMessage,omitempty"`
 }
 
 // Approval is a named approval policy: the reviews a change needs before it

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 	"unicode"
 
 	"github.com/Masterminds/semver/v3"
@@ -519,9 +518,9 @@ func (v *validator) imagePolicies() {
 			}
 		}
 		if pr := p.PullRequest; pr != nil {
-			for _, t := range []struct{ field, text string }{{"branch", pr.Branch}, {"title", pr.Title}} {
-				if _, err := template.New(t.field).Parse(t.text); err != nil {
-					v.p.add(f+".pullRequest."+t.field, "is not a valid template: %v; use {{.Name}} and {{.NewTag}}", err)
+			for _, t := range []struct{ field, text string }{{"branch", pr.Branch}, {"title", pr.Title}, {"body", pr.Body}, {"commitMessage", pr.CommitMessage}} {
+				if _, err := RenderImageTemplate(t.text, sampleImageUpdate, false); err != nil {
+					v.p.add(f+".pullRequest."+t.field, "is not a valid template: %v; use {{.Name}}, {{.Image}}, {{.OldTag}}, {{.NewTag}} and {{range .Updates}}…{{end}} (.Policy, .Image, .OldTag, .NewTag, .Digest, .Source, .Revision)", err)
 				}
 			}
 		}
