@@ -2,7 +2,6 @@ package bot
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -82,20 +81,4 @@ func (b *Bot) runImages(ctx context.Context) {
 			log.Warn("image automation", "err", err.Error())
 		}
 	})
-}
-
-// unhold answers /gitops unhold: maintainers only, as other commands.
-func (b *Bot) unhold(ctx context.Context, forge scm.Forge, ref scm.PRRef, c Trigger) error {
-	if b.deps.Images == nil {
-		_, err := forge.CreateComment(ctx, ref, "Image automation is off in this bot's configuration; `/gitops unhold` does nothing.")
-		return err
-	}
-	if err := b.authorize(ctx, forge, ref, c); err != nil {
-		return err
-	}
-	pr, err := forge.GetPullRequest(ctx, ref)
-	if err != nil {
-		return fmt.Errorf("read pull request %s: %w", ref, err)
-	}
-	return b.deps.Images.Unhold(ctx, forge, pr, c)
 }

@@ -450,11 +450,15 @@ func (b *Bot) commands(ctx context.Context, forge scm.Forge, j *job) error {
 }
 
 func (b *Bot) command(ctx context.Context, forge scm.Forge, ref scm.PRRef, c Trigger) error {
-	if c.Command == CommandUnhold {
-		return b.unhold(ctx, forge, ref, c)
+	off := ""
+	switch {
+	case c.Command == CommandUnhold && b.deps.Images == nil:
+		off = "Image automation"
+	case c.Command != CommandUnhold && b.deps.Syncer == nil:
+		off = "Syncing"
 	}
-	if b.deps.Syncer == nil {
-		_, err := forge.CreateComment(ctx, ref, "Syncing is off in this bot's configuration; `/gitops "+c.Command+"` does nothing.")
+	if off != "" {
+		_, err := forge.CreateComment(ctx, ref, off+" is off in this bot's configuration; `/gitops "+c.Command+"` does nothing.")
 		return err
 	}
 	if err := b.authorize(ctx, forge, ref, c); err != nil {
@@ -464,7 +468,10 @@ func (b *Bot) command(ctx context.Context, forge scm.Forge, ref scm.PRRef, c Tri
 	if err != nil {
 		return fmt.Errorf("read pull request %s: %w", ref, err)
 	}
-	if c.Command == CommandUnlock {
+	switch c.Command {
+	case CommandUnhold:
+		return b.deps.Images.Unhold(ctx, forge, pr, c)
+	case CommandUnlock:
 		return b.deps.Syncer.Unlock(ctx, forge, pr, c)
 	}
 	return b.deps.Syncer.SyncPull(ctx, forge, pr, c)
