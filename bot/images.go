@@ -88,6 +88,23 @@ type ImageUpdater struct {
 
 	mu     sync.Mutex
 	memory map[string]string
+	// checkouts are the default branch checkout kept per repository.
+	checkouts map[string]string
+}
+
+// keepOnly keeps dir, the checkout of repo's default branch now, and
+// removes the one before it: checkouts of every commit would fill the
+// disk, and the latest serves every check until the branch moves.
+func (u *ImageUpdater) keepOnly(repo scm.RepoRef, dir string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.checkouts == nil {
+		u.checkouts = map[string]string{}
+	}
+	if old := u.checkouts[repo.String()]; old != "" && old != dir {
+		_ = os.RemoveAll(old)
+	}
+	u.checkouts[repo.String()] = dir
 }
 
 // imageState is what the updater remembers of a repository.
@@ -170,6 +187,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	if err != nil {
 		return fmt.Errorf("images: fetch %s of %s: %w", branch.SHA, repo, err)
 	}
+	u.keepOnly(repo, co.Dir)
 	cfg, err := config.Load(filepath.Join(co.Dir, config.FileName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -6,7 +6,9 @@ import (
 	"log"
 	"math/rand"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +149,22 @@ func TestImageUpdaterRespectsAPersonsClose(t *testing.T) {
 	s.run(t)
 	if got := s.open(t); len(got) != 1 || !strings.Contains(got[0].Title, "1.2.0") || got[0].Ref.Number == prs[0].Ref.Number {
 		t.Fatalf("after 1.2.0: %+v, want a new pull request for it", got)
+	}
+	// One checkout of the default branch is kept, not one per commit.
+	s.repo.Commit(t, map[string]string{"notes.txt": "a"}, "another commit")
+	s.run(t)
+	s.repo.Commit(t, map[string]string{"notes.txt": "b"}, "and another")
+	s.run(t)
+	var dirs []string
+	_ = filepath.WalkDir(filepath.Join(s.u.CacheDir, "images"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && len(d.Name()) == 40 {
+			dirs = append(dirs, p)
+			return filepath.SkipDir
+		}
+		return err
+	})
+	if len(dirs) != 1 {
+		t.Errorf("checkouts kept: %q, want only the latest", dirs)
 	}
 }
 
