@@ -351,7 +351,7 @@ func headOf(pr *scm.PullRequest) origin {
 func (p *Previewer) checkout(ctx context.Context, forge scm.CloneCredentials, o origin, base *config.Repository, sha string) (*prTree, error) {
 	var auth func(string) (string, string, bool)
 	if !o.fork {
-		auth = p.auth(ctx, forge, o.repo, o.url)
+		auth = cloneAuth(ctx, forge, o.repo, o.url)
 	}
 	// The head's URL comes from the forge, not from gitops.yaml, so the
 	// sources allowlist does not apply to it.
@@ -459,11 +459,6 @@ func loadHead(dir string) (*config.Repository, error) {
 	return repo, nil
 }
 
-// auth gives the forge's clone credentials for url and nothing else.
-func (p *Previewer) auth(ctx context.Context, forge scm.CloneCredentials, repo scm.RepoRef, url string) func(string) (string, string, bool) {
-	return cloneAuth(ctx, forge, repo, url)
-}
-
 // sourceAllowList is the base's sources.allow. An empty list allows every source
 // the file names; for a pull request that would be any URL its author
 // writes, so the bot then allows exactly the sources the base's apps use,
@@ -519,7 +514,7 @@ func (p *Previewer) liveDiff(ctx context.Context, e *engine.Engine, r *engine.Re
 // baseCheckout fetches the base commit (the base repository, trusted, with
 // the forge's credentials) for the render-only preview of a fork.
 func (p *Previewer) baseCheckout(ctx context.Context, forge scm.CloneCredentials, pr *scm.PullRequest, base *config.Repository) (*config.Repository, error) {
-	f := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: p.auth(ctx, forge, pr.Ref.Repo, pr.CloneURL)}
+	f := &gitrepo.Fetcher{CacheDir: filepath.Join(p.CacheDir, "heads"), Auth: cloneAuth(ctx, forge, pr.Ref.Repo, pr.CloneURL)}
 	co, err := f.Fetch(ctx, pr.CloneURL, pr.BaseSHA)
 	if err != nil {
 		return nil, fmt.Errorf("fetch the base %s of %s: %w", pr.BaseSHA, pr.Ref, err)

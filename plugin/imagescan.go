@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -246,7 +247,7 @@ func (o *ScanOptions) print(rows []imageRow) error {
 			why = "suspended (" + r.Suspended + "); " + why
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", report.EscapeText(r.Policy), report.EscapeText(r.Image), report.EscapeText(cur),
-			report.EscapeText(cmpOr(r.Latest, "-")), report.EscapeText(why))
+			report.EscapeText(cmp.Or(r.Latest, "-")), report.EscapeText(why))
 	}
 	return w.Flush()
 }
@@ -368,11 +369,4 @@ func (o *ScanOptions) newScanner() (*images.Scanner, error) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -727,7 +727,11 @@ func (s *Server) editPull(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewDecoder(r.Body).Decode(&in)
 	if in.Base != nil {
-		s.t.Errorf("githubfake: changing the base of a pull request is not implemented")
+		// The bot never moves a pull request to another base; one that
+		// tries fails the test, and the fake changes nothing.
+		s.t.Errorf("githubfake: a client changed the base of #%d; the bot must never do that", pr.Number)
+		writeError(w, http.StatusUnprocessableEntity, "Validation Failed")
+		return
 	}
 	if in.Title != nil && titleTooLong(w, *in.Title) {
 		return

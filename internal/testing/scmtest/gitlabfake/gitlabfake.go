@@ -978,7 +978,11 @@ func (s *Server) createMR(w http.ResponseWriter, r *http.Request, p *project) {
 		return
 	}
 	if in.TargetProjectID != 0 && in.TargetProjectID != p.id {
-		s.t.Errorf("gitlabfake: merge requests into another project (target_project_id %d) are not implemented", in.TargetProjectID)
+		// The bot opens merge requests within one project only; one into
+		// another project fails the test, and nothing is opened.
+		s.t.Errorf("gitlabfake: a client opened a merge request into project %d from %d; the bot must keep to one project", in.TargetProjectID, p.id)
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "target_project_id is invalid"})
+		return
 	}
 	if titleTooLong(w, in.Title) {
 		return
@@ -1029,7 +1033,11 @@ func (s *Server) updateMR(w http.ResponseWriter, r *http.Request, p *project, mr
 		return
 	}
 	if in.TargetBranch != nil {
-		s.t.Errorf("gitlabfake: changing the target branch of a merge request is not implemented")
+		// The bot never retargets a merge request; one that tries fails
+		// the test, and the fake changes nothing.
+		s.t.Errorf("gitlabfake: a client changed the target branch of a merge request; the bot must never do that")
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "target_branch may not change"})
+		return
 	}
 	if in.Title != nil && titleTooLong(w, *in.Title) {
 		return
