@@ -32,7 +32,6 @@ const (
 	DefaultMaxNewImagePullRequests   = 2
 	DefaultImageAuthorName           = "gitops-bot"
 	DefaultImageAuthorEmail          = "gitops-bot@users.noreply.localhost"
-	imageStateKeyPrefix              = "images:"
 	imagePullRequestMarker           = "<!-- gitops-bot:image-update -->"
 	imageBodyMaxEdits                = 50
 	imageOpenedWindow                = time.Hour
@@ -66,9 +65,9 @@ type ImageUpdater struct {
 	Suspensions interface {
 		List(ctx context.Context) ([]lease.Suspension, error)
 	}
-	// Records keep what the updater must remember (RecordStore over the
-	// ConfigMap lease.ImageStateName); nil keeps it in memory.
-	Records RecordStore
+	// Records keep what the updater must remember (the ConfigMap
+	// lease.ImageStateName); nil keeps it in memory.
+	Records ImageRecords
 	// CacheDir holds checkouts of default branches.
 	CacheDir string
 	// Author signs the commits; Signer, when set, signs them too.
@@ -87,24 +86,91 @@ type ImageUpdater struct {
 	AllowFile bool
 
 	mu     sync.Mutex
-	memory map[string]string
+	memory *memoryRecords
 	// checkouts are the default branch checkout kept per repository.
-	checkouts map[string]string
+	checkouts map[string]*checkout
 }
 
-// keepOnly keeps dir, the checkout of repo's default branch now, and
-// removes the one before it: checkouts of every commit would fill the
+// checkout is a repository's default branch checked out, with what its
+// markers hold, read once per commit.
+type checkout struct {
+	dir     string
+	current map[string]*setter.Current
+}
+
+// checkoutOf returns the checkout of repo at dir, the default branch now,
+// and removes the one before it: checkouts of every commit would fill the
 // disk, and the latest serves every check until the branch moves.
-func (u *ImageUpdater) keepOnly(repo scm.RepoRef, dir string) {
+func (u *ImageUpdater) checkoutOf(repo scm.RepoRef, dir string) *checkout {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.checkouts == nil {
-		u.checkouts = map[string]string{}
+		u.checkouts = map[string]*checkout{}
 	}
-	if old := u.checkouts[repo.String()]; old != "" && old != dir {
-		_ = os.RemoveAll(old)
+	old := u.checkouts[repo.String()]
+	if old != nil && old.dir == dir {
+		return old
 	}
-	u.checkouts[repo.String()] = dir
+	if old != nil {
+		_ = os.RemoveAll(old.dir)
+	}
+	c := &checkout{dir: dir}
+	u.checkouts[repo.String()] = c
+	return c
+}
+
+// ImageRecords keep image automation's memory: *lease.Records in the
+// service.
+type ImageRecords interface {
+	RecordStore
+	// All returns every record by key, in one read.
+	All(ctx context.Context) (map[string]string, error)
+	Delete(ctx context.Context, key string) error
+}
+
+var _ ImageRecords = (*lease.Records)(nil)
+
+// memoryRecords are ImageRecords in this process, for a bot without a
+// state namespace.
+type memoryRecords struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (r *memoryRecords) Get(_ context.Context, key string) (string, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.m[key]
+	return v, ok, nil
+}
+
+func (r *memoryRecords) Put(_ context.Context, key, value string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]string{}
+	}
+	r.m[key] = value
+	return nil
+}
+
+func (r *memoryRecords) Delete(_ context.Context, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, key)
+	return nil
+}
+
+func (r *memoryRecords) Keys(context.Context) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.m)), nil
+}
+
+func (r *memoryRecords) All(context.Context) (map[string]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.m), nil
 }
 
 // imageState is what the updater remembers of a repository.
@@ -143,10 +209,11 @@ type unit struct {
 // UpdateImages implements ImageRunner.
 func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo scm.RepoRef, hinted []string) error {
 	now := u.now()
-	st, err := u.load(ctx, repo)
+	recs, err := u.records().All(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("images: read the records of %s: %w", repo, err)
 	}
+	st := decodeState(recs[lease.ImageStateKey(repo.String())])
 	// What became of the pull requests kept: merged, closed by a person.
 	// Read before the default branch, so that a merge seen here is in it.
 	for br, kept := range st.PRs {
@@ -187,7 +254,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	if err != nil {
 		return fmt.Errorf("images: fetch %s of %s: %w", branch.SHA, repo, err)
 	}
-	u.keepOnly(repo, co.Dir)
+	ck := u.checkoutOf(repo, co.Dir)
 	cfg, err := config.Load(filepath.Join(co.Dir, config.FileName))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -201,18 +268,23 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	if len(cfg.Images) == 0 {
 		return nil
 	}
-	files, err := setter.ReadDir(co.Dir)
-	if err != nil {
-		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
-	}
 	names := make([]string, len(cfg.Images))
 	for i, p := range cfg.Images {
 		names[i] = p.Name
 	}
-	current, err := setter.Read(files, setter.Options{Policies: names})
-	if err != nil {
-		return fmt.Errorf("images: the markers of %s at %s: %w", repo, short(branch.SHA), err)
+	// The files are read again only when an update is written; what the
+	// markers hold is read once per commit.
+	files := sync.OnceValues(func() (map[string][]byte, error) { return setter.ReadDir(co.Dir) })
+	if ck.current == nil {
+		tree, err := files()
+		if err != nil {
+			return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
+		}
+		if ck.current, err = setter.Read(tree, setter.Options{Policies: names}); err != nil {
+			return fmt.Errorf("images: the markers of %s at %s: %w", repo, short(branch.SHA), err)
+		}
 	}
+	current := ck.current
 	suspended, err := u.suspended(ctx, cfg)
 	if err != nil {
 		return err
@@ -236,10 +308,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 			return fmt.Errorf("images: %s: policy %s: %w", repo, p.Name, err)
 		}
 		lowest := images.Lowest(compiled, current[p.Name])
-		hold, err := u.hold(ctx, repo, p.Name)
-		if err != nil {
-			return err
-		}
+		hold := decodeHold(recs[lease.ImageHoldKey(repo.String(), p.Name)])
 		latest := ""
 		if res.Err == nil {
 			latest = res.Choice.Tag.Name
@@ -292,7 +361,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 }
 
 // updateUnit brings one unit's pull request up to date.
-func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, files map[string][]byte,
+func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, files func() (map[string][]byte, error),
 	names []string, un unit, decisions map[string]images.Decision, suspended map[string]bool, st *imageState, now time.Time) error {
 	var (
 		updates = map[string]setter.Update{}
@@ -340,7 +409,11 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		return fmt.Errorf("images: %s: pullRequest.branch of %s: %w", repo, un.name, err)
 	}
 	kept := st.PRs[headBranch]
-	res, err := setter.Apply(files, updates, setter.Options{Policies: names})
+	tree, err := files()
+	if err != nil {
+		return fmt.Errorf("images: %s: %w", repo, err)
+	}
+	res, err := setter.Apply(tree, updates, setter.Options{Policies: names})
 	if err != nil {
 		return fmt.Errorf("images: %s: %w", repo, err)
 	}
@@ -468,21 +541,14 @@ func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.Repo
 // or of every held policy, and says so on pr.
 func (u *ImageUpdater) Unhold(ctx context.Context, forge scm.Forge, pr *scm.PullRequest, t Trigger) error {
 	repo := pr.Ref.Repo
-	st, err := u.load(ctx, repo)
+	recs, err := u.records().All(ctx)
 	if err != nil {
-		return err
-	}
-	policies := t.Args
-	if len(policies) == 0 {
-		policies = slices.Sorted(maps.Keys(st.Seen))
+		return fmt.Errorf("images: read the holds of %s: %w", repo, err)
 	}
 	var lifted []string
-	for _, p := range policies {
-		h, err := u.hold(ctx, repo, p)
-		if err != nil {
-			return err
-		}
-		if h == nil {
+	for _, key := range slices.Sorted(maps.Keys(recs)) {
+		r, p, ok := lease.ParseImageHoldKey(key)
+		if !ok || r != repo.String() || (len(t.Args) > 0 && !slices.Contains(t.Args, p)) || decodeHold(recs[key]) == nil {
 			continue
 		}
 		if err := u.putHold(ctx, repo, p, nil); err != nil {
@@ -625,21 +691,17 @@ func (u *ImageUpdater) suspended(ctx context.Context, cfg *config.Repository) (m
 	return out, nil
 }
 
-func (u *ImageUpdater) load(ctx context.Context, repo scm.RepoRef) (*imageState, error) {
-	v, ok, err := u.get(ctx, imageStateKeyPrefix+repo.String())
-	if err != nil {
-		return nil, fmt.Errorf("images: read the state of %s: %w", repo, err)
-	}
+// decodeState reads a repository's record; an empty or unreadable one (of
+// an older bot) starts over.
+func decodeState(v string) *imageState {
 	st := &imageState{}
-	if ok && v != "" {
-		if err := json.Unmarshal([]byte(v), st); err != nil {
-			return &imageState{}, nil // a record of an older bot: start over
-		}
+	if v != "" && json.Unmarshal([]byte(v), st) != nil {
+		st = &imageState{}
 	}
 	if st.PRs == nil {
 		st.PRs = map[string]*imagePR{}
 	}
-	return st, nil
+	return st
 }
 
 func (u *ImageUpdater) save(ctx context.Context, repo scm.RepoRef, st *imageState) error {
@@ -655,65 +717,51 @@ func (u *ImageUpdater) save(ctx context.Context, repo scm.RepoRef, st *imageStat
 	if err != nil {
 		return err
 	}
-	if err := u.put(ctx, imageStateKeyPrefix+repo.String(), string(b)); err != nil {
+	if err := u.records().Put(ctx, lease.ImageStateKey(repo.String()), string(b)); err != nil {
 		return fmt.Errorf("images: save the state of %s: %w", repo, err)
 	}
 	return nil
 }
 
-// hold reads policy's hold; nil when there is none.
-func (u *ImageUpdater) hold(ctx context.Context, repo scm.RepoRef, policy string) (*images.Hold, error) {
-	v, ok, err := u.get(ctx, lease.ImageHoldKey(repo.String(), policy))
-	if err != nil {
-		return nil, fmt.Errorf("images: read the hold of %s: %w", policy, err)
-	}
-	if !ok || v == "" {
-		return nil, nil
-	}
+// decodeHold reads a hold's record; nil when there is none (or it is not
+// one).
+func decodeHold(v string) *images.Hold {
 	var h images.Hold
-	if err := json.Unmarshal([]byte(v), &h); err != nil {
-		return nil, nil
+	if v == "" || json.Unmarshal([]byte(v), &h) != nil {
+		return nil
 	}
-	return &h, nil
+	return &h
 }
 
 // putHold records policy's hold, or lifts it when h is nil.
 func (u *ImageUpdater) putHold(ctx context.Context, repo scm.RepoRef, policy string, h *images.Hold) error {
-	v := ""
-	if h != nil {
-		b, err := json.Marshal(h)
-		if err != nil {
-			return err
+	key := lease.ImageHoldKey(repo.String(), policy)
+	var err error
+	if h == nil {
+		err = u.records().Delete(ctx, key)
+	} else {
+		var b []byte
+		if b, err = json.Marshal(h); err == nil {
+			err = u.records().Put(ctx, key, string(b))
 		}
-		v = string(b)
 	}
-	if err := u.put(ctx, lease.ImageHoldKey(repo.String(), policy), v); err != nil {
+	if err != nil {
 		return fmt.Errorf("images: record the hold of %s: %w", policy, err)
 	}
 	return nil
 }
 
-func (u *ImageUpdater) get(ctx context.Context, key string) (string, bool, error) {
+// records are Records, or the memory of this process.
+func (u *ImageUpdater) records() ImageRecords {
 	if u.Records != nil {
-		return u.Records.Get(ctx, key)
-	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	v, ok := u.memory[key]
-	return v, ok, nil
-}
-
-func (u *ImageUpdater) put(ctx context.Context, key, value string) error {
-	if u.Records != nil {
-		return u.Records.Put(ctx, key, value)
+		return u.Records
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.memory == nil {
-		u.memory = map[string]string{}
+		u.memory = &memoryRecords{}
 	}
-	u.memory[key] = value
-	return nil
+	return u.memory
 }
 
 func (u *ImageUpdater) refresh(pr scm.PRRef) {

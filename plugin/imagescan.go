@@ -323,20 +323,16 @@ func (o *ScanOptions) botState(ctx context.Context) (map[string]images.Hold, map
 		}
 		suspended[s.Policy] = "by " + s.By
 	}
-	records := &lease.Records{Client: client, Namespace: o.BotNamespace, Name: lease.ImageStateName}
-	keys, err := records.Keys(ctx)
+	records, err := (&lease.Records{Client: client, Namespace: o.BotNamespace, Name: lease.ImageStateName}).All(ctx)
 	if err != nil {
 		fmt.Fprintf(o.ErrOut, "warning: the bot's holds are not shown: %v\n", err)
 		return holds, suspended
 	}
-	for _, k := range keys {
+	names := o.policyNames()
+	for k, v := range records {
 		_, policy, ok := lease.ParseImageHoldKey(k)
-		if !ok || !slices.Contains(o.policyNames(), policy) {
-			continue
-		}
-		v, ok, err := records.Get(ctx, k)
 		var h images.Hold
-		if err != nil || !ok || json.Unmarshal([]byte(v), &h) != nil {
+		if !ok || !slices.Contains(names, policy) || json.Unmarshal([]byte(v), &h) != nil {
 			continue
 		}
 		holds[policy] = h

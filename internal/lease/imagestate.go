@@ -8,8 +8,16 @@ import "strings"
 // rollback, and its open image update pull requests.
 const ImageStateName = "gitops-image-updates"
 
-// holdPrefix starts the record of a policy's hold.
-const holdPrefix = "hold/"
+// holdPrefix starts the record of a policy's hold, statePrefix that of a
+// repository's state.
+const (
+	holdPrefix  = "hold/"
+	statePrefix = "images:"
+)
+
+// ImageStateKey is the record of what the bot remembers of repo's image
+// pull requests (the forge's repository, such as github:acme/app).
+func ImageStateKey(repo string) string { return statePrefix + repo }
 
 // ImageHoldKey is the record of the hold of policy in repo (the forge's
 // repository, such as github:acme/app).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -131,26 +132,34 @@ func (r *Records) Delete(ctx context.Context, key string) error {
 
 // Keys returns the keys of every record, sorted.
 func (r *Records) Keys(ctx context.Context) ([]string, error) {
+	all, err := r.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(all)), nil
+}
+
+// All returns every record's value by key, in one read of the ConfigMap.
+func (r *Records) All(ctx context.Context) (map[string]string, error) {
 	if err := r.checkTarget(); err != nil {
 		return nil, err
 	}
 	cm, err := r.Client.CoreV1().ConfigMaps(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("listing records: %w", r.apiError("read", err))
 	}
-	keys := make([]string, 0, len(cm.Data))
+	out := make(map[string]string, len(cm.Data))
 	for dk, raw := range cm.Data {
 		rec, err := r.decode(dk, raw)
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, rec.Key)
+		out[rec.Key] = rec.Value
 	}
-	slices.Sort(keys)
-	return keys, nil
+	return out, nil
 }
 
 // update reads the ConfigMap, lets change edit it and writes it back with

@@ -118,6 +118,18 @@ func TestRecords(t *testing.T) {
 			if diff := cmp.Diff(tt.wantKeys, keys); diff != "" {
 				t.Errorf("Keys (-want +got):\n%s", diff)
 			}
+			all, err := records.All(t.Context())
+			if err != nil {
+				t.Fatalf("All: %v", err)
+			}
+			if len(all) != len(keys) {
+				t.Errorf("All has %d records, Keys %d", len(all), len(keys))
+			}
+			for _, k := range keys {
+				if v, _, _ := records.Get(t.Context(), k); all[k] != v {
+					t.Errorf("All[%.40q] = %.40q, Get says %.40q", k, all[k], v)
+				}
+			}
 			checkConfigMap(t, records)
 		})
 	}
