@@ -27,15 +27,14 @@ const CommandUnhold = "unhold"
 
 // Defaults of image automation.
 const (
-	DefaultImageCheckInterval        = time.Minute
-	DefaultMaxOpenImagePullRequests  = 10
-	DefaultMaxNewImagePullRequests   = 2
-	DefaultImageAuthorName           = "gitops-bot"
-	DefaultImageAuthorEmail          = "gitops-bot@users.noreply.localhost"
-	imagePullRequestMarker           = "<!-- gitops-bot:image-update -->"
-	imageBodyMaxEdits                = 50
-	imageOpenedWindow                = time.Hour
-	imageDeclinedPerBranchRemembered = 20
+	DefaultImageCheckInterval       = time.Minute
+	DefaultMaxOpenImagePullRequests = 10
+	DefaultMaxNewImagePullRequests  = 2
+	DefaultImageAuthorName          = "gitops-bot"
+	DefaultImageAuthorEmail         = "gitops-bot@users.noreply.localhost"
+	imagePullRequestMarker          = "<!-- gitops-bot:image-update -->"
+	imageBodyMaxEdits               = 50
+	imageOpenedWindow               = time.Hour
 )
 
 // ImageRunner runs image automation: *ImageUpdater in the service.
@@ -180,9 +179,9 @@ type imageState struct {
 	Seen map[string]string `json:"seen,omitempty"`
 	// PRs are the open image pull requests the updater keeps, by branch.
 	PRs map[string]*imagePR `json:"prs,omitempty"`
-	// Declined are tags per branch and policy of pull requests a person
+	// Declined is, per policy, the tag of the last pull request a person
 	// closed unmerged: never proposed again.
-	Declined map[string]map[string]string `json:"declined,omitempty"`
+	Declined map[string]string `json:"declined,omitempty"`
 	// Opened are when pull requests were opened, within the last hour.
 	Opened []time.Time `json:"opened,omitempty"`
 	// Merged is, per policy, the last image pull request merged: where
@@ -230,9 +229,9 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 			continue
 		case "closed":
 			if st.Declined == nil {
-				st.Declined = map[string]map[string]string{}
+				st.Declined = map[string]string{}
 			}
-			st.Declined[br] = kept.Tags
+			maps.Copy(st.Declined, kept.Tags)
 		case "merged":
 			if st.Merged == nil {
 				st.Merged = map[string]int{}
@@ -376,7 +375,7 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		if !ok || d.Update == nil {
 			continue
 		}
-		if declinedTag(st, p.Name) == d.Update.Tag {
+		if st.Declined[p.Name] == d.Update.Tag {
 			skipped = append(skipped, p.Name)
 			continue
 		}
@@ -705,14 +704,6 @@ func decodeState(v string) *imageState {
 }
 
 func (u *ImageUpdater) save(ctx context.Context, repo scm.RepoRef, st *imageState) error {
-	for br, tags := range st.Declined {
-		if len(tags) == 0 {
-			delete(st.Declined, br)
-		}
-	}
-	if len(st.Declined) > imageDeclinedPerBranchRemembered*4 {
-		st.Declined = nil
-	}
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -789,17 +780,6 @@ func (u *ImageUpdater) maxNewPerHour() int {
 		return u.MaxNewPerHour
 	}
 	return DefaultMaxNewImagePullRequests
-}
-
-// declinedTag is the tag of policy in a pull request a person closed, ""
-// if none.
-func declinedTag(st *imageState, policy string) string {
-	for _, tags := range st.Declined {
-		if t, ok := tags[policy]; ok {
-			return t
-		}
-	}
-	return ""
 }
 
 // sharesPolicy reports whether two proposals update a policy in common.
