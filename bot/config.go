@@ -103,7 +103,8 @@ type ImagesConfig struct {
 	MaxOpenPullRequests       int `yaml:"maxOpenPullRequests"`
 	MaxNewPullRequestsPerHour int `yaml:"maxNewPullRequestsPerHour"`
 	// DockerConfig is a Docker config.json (such as a mounted Secret of
-	// type kubernetes.io/dockerconfigjson) with registry credentials;
+	// type kubernetes.io/dockerconfigjson) with registry credentials, read
+	// again when it changes (a rotated Secret is used without a restart);
 	// GITOPS_REGISTRY_HOST, _USERNAME and _PASSWORD are read too.
 	DockerConfig string `yaml:"dockerConfig"`
 }

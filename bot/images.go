@@ -822,7 +822,7 @@ func NewImageUpdater(cfg Config, state *State) (*ImageUpdater, error) {
 	if c == nil {
 		return nil, errors.New("images: the bot's config has no images block")
 	}
-	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.Keychain()
+	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.ReloadingKeychain()
 	if err != nil {
 		return nil, fmt.Errorf("images: %w", err)
 	}

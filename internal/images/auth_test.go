@@ -173,3 +173,85 @@ func TestKeychainPrefersTheFirstSource(t *testing.T) {
 		t.Errorf("the Secret before the environment (-want +got):\n%s", diff)
 	}
 }
+
+// TestReloadingKeychainFollowsTheFile: credentials rotated in the docker
+// config file (as the kubelet rotates a mounted Secret, by swapping a
+// symlink) are used from the next Resolve; a file that goes bad fails with
+// its name and no value, and the credentials read before are not used.
+func TestReloadingKeychainFollowsTheFile(t *testing.T) {
+	const canary = "canary-7f3a9c2e"
+	dir := t.TempDir()
+	link := filepath.Join(dir, "config.json")
+	generation := 0
+	write := func(content string) {
+		t.Helper()
+		generation++
+		data := filepath.Join(dir, fmt.Sprintf("data-%d", generation))
+		if err := os.WriteFile(data, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := link + ".tmp"
+		if err := os.Symlink(data, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf(`{"auths":{"ghcr.io":{"auth":%q}}}`, basic("robot", "one")))
+	kc, err := images.Credentials{DockerConfig: link}.ReloadingKeychain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := credential(t, kc, "ghcr.io/acme/app"); got != "robot:one" {
+		t.Errorf("first read = %q, want robot:one", got)
+	}
+
+	write(fmt.Sprintf(`{"auths":{"ghcr.io":{"auth":%q},"quay.io":{"username":"q","password":"two"}}}`, basic("robot", "two")))
+	if got := credential(t, kc, "ghcr.io/acme/app"); got != "robot:two" {
+		t.Errorf("after the rotation = %q, want robot:two", got)
+	}
+	if got := credential(t, kc, "quay.io/acme/app"); got != "q:two" {
+		t.Errorf("a registry added by the rotation = %q, want q:two", got)
+	}
+	if s := fmt.Sprint(kc); s != "registry credentials for [ghcr.io quay.io]" {
+		t.Errorf("printed = %q", s)
+	}
+
+	// Bad bytes, then a missing file: errors that name the file, never a
+	// value, and no fallback to the credentials read before.
+	repo, _ := name.NewRepository("ghcr.io/acme/app")
+	write(`{"auths":{"ghcr.io":{"username":"` + canary + `","password":7}}}`)
+	if _, err := kc.Resolve(repo); err == nil || !strings.Contains(err.Error(), link) || strings.Contains(err.Error(), canary) {
+		t.Errorf("a bad file: err = %v, want one naming %s without the canary", err, link)
+	}
+	if s := fmt.Sprintf("%v %#v", kc, kc); strings.Contains(s, canary) || strings.Contains(s, "two") {
+		t.Errorf("printed = %q, shows a secret", s)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.Resolve(repo); err == nil || !strings.Contains(err.Error(), "docker config") {
+		t.Errorf("a missing file: err = %v, want one about the docker config", err)
+	}
+
+	// Restored: read again.
+	write(fmt.Sprintf(`{"auths":{"ghcr.io":{"auth":%q}}}`, basic("robot", "three")))
+	if got := credential(t, kc, "ghcr.io/acme/app"); got != "robot:three" {
+		t.Errorf("after the restore = %q, want robot:three", got)
+	}
+}
+
+// TestReloadingKeychainWithoutAFile is Keychain when no file is named.
+func TestReloadingKeychainWithoutAFile(t *testing.T) {
+	kc, err := images.Credentials{Getenv: env(map[string]string{images.EnvRegistryHost: "ghcr.io", images.EnvRegistryUsername: "u", images.EnvRegistryPassword: "p"})}.ReloadingKeychain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := credential(t, kc, "ghcr.io/acme/app"); got != "u:p" {
+		t.Errorf("credential = %q, want u:p", got)
+	}
+	if _, err := (images.Credentials{DockerConfig: filepath.Join(t.TempDir(), "missing.json")}).ReloadingKeychain(); err == nil {
+		t.Error("a missing file at the start: no error")
+	}
+}
