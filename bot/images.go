@@ -359,6 +359,13 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	return errors.Join(errs...)
 }
 
+// answered reports whether a scan error is the registry's answer about
+// the tags (none qualifies, every one is too young), rather than a
+// failure to read them.
+func answered(err error) bool {
+	return errors.Is(err, images.ErrNoTag) || errors.Is(err, images.ErrTooYoung)
+}
+
 // updateUnit brings one unit's pull request up to date.
 func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, files func() (map[string][]byte, error),
 	names []string, un unit, decisions map[string]images.Decision, suspended map[string]bool, st *imageState, now time.Time) error {
@@ -367,11 +374,15 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		ds      []images.Decision
 		skipped []string
 	)
+	var failed []error
 	for _, p := range un.policies {
 		if suspended[p.Name] {
 			continue
 		}
 		d, ok := decisions[p.Name]
+		if ok && d.Err != nil && !answered(d.Err) {
+			failed = append(failed, fmt.Errorf("policy %s: %w", p.Name, d.Err))
+		}
 		if !ok || d.Update == nil {
 			continue
 		}
@@ -381,6 +392,12 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		}
 		updates[p.Name] = *d.Update
 		ds = append(ds, d)
+	}
+	if len(failed) > 0 {
+		// A registry that could not be read says nothing about the
+		// tags: the unit's pull request is left as it is, neither
+		// closed nor moved, until a scan reads every policy of it.
+		return fmt.Errorf("images: %s: %s left as it is: %w", repo, un.name, errors.Join(failed...))
 	}
 	allSuspended := true
 	mine := map[string]string{}
@@ -392,10 +409,18 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 		if allSuspended {
 			return nil
 		}
-		// Nothing to propose any more: Git caught up, or a hold.
+		// Nothing to propose any more: Git caught up, the tags proposed
+		// were deleted, or a hold.
+		var why strings.Builder
+		why.WriteString("Closed by gitops-bot: the default branch no longer needs this update.\n")
+		for _, p := range un.policies {
+			if d, ok := decisions[p.Name]; ok {
+				fmt.Fprintf(&why, "\n- `%s`: %s", p.Name, report.EscapeMarkdown(d.Why))
+			}
+		}
 		for _, br := range slices.Sorted(maps.Keys(st.PRs)) {
 			if sharesPolicy(st.PRs[br].Tags, mine) {
-				if err := u.close(ctx, forge, repo, branch, br, st.PRs[br], st, "Closed by gitops-bot: the default branch no longer needs this update (it holds these tags already, or a policy is held)."); err != nil {
+				if err := u.close(ctx, forge, repo, branch, br, st.PRs[br], st, why.String()); err != nil {
 					return err
 				}
 			}

@@ -5,11 +5,13 @@ import (
 	"io"
 	"log"
 	"math/rand"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +39,8 @@ type imageSetup struct {
 	forge *memforge.Forge
 	u     *ImageUpdater
 	now   time.Time
+	// down makes the registry answer 500 for acme/a.
+	down atomic.Bool
 }
 
 func newImageSetup(t *testing.T) *imageSetup { return newImageSetupWith(t, "interval: 1ns") }
@@ -45,10 +49,17 @@ func newImageSetup(t *testing.T) *imageSetup { return newImageSetupWith(t, "inte
 // (a flow mapping's entries, such as "interval: 1h, group: base").
 func newImageSetupWith(t *testing.T, fields string) *imageSetup {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	s := &imageSetup{ref: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/shop"}, now: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() && strings.HasPrefix(r.URL.Path, "/v2/acme/a/") {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	s := &imageSetup{host: strings.TrimPrefix(srv.URL, "http://"), ref: scm.RepoRef{Kind: scm.GitHub, FullName: "acme/shop"},
-		now: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
+	s.host = strings.TrimPrefix(srv.URL, "http://")
 	gitops := "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\nimages:\n"
 	deploy := ""
 	for _, p := range []string{"a", "b", "c"} {
@@ -327,5 +338,96 @@ func TestImageUpdaterTemplatesAndOrigin(t *testing.T) {
 	msg, err := exec.Command("git", "-C", s.repo.Dir, "log", "-1", "--format=%B", "gitops/images/a").Output()
 	if err != nil || strings.TrimSpace(string(msg)) != "chore(images): a to 1.1.0" {
 		t.Errorf("commit message = %q, %v", msg, err)
+	}
+}
+
+// TestImageUpdaterFollowsADeletedTag: a tag deleted from the registry after
+// its pull request opened is no longer proposed. With a lower tag still
+// newer than Git's, the same pull request moves to it; with none, the pull
+// request is closed with a note.
+func TestImageUpdaterFollowsADeletedTag(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.push(t, "a", "1.2.0")
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 1 || !strings.Contains(prs[0].Title, "1.2.0") {
+		t.Fatalf("open = %+v, want one pull request for a 1.2.0", prs)
+	}
+	s.delete(t, "a", "1.2.0")
+	s.now = s.now.Add(time.Minute)
+	s.run(t)
+	now := s.open(t)
+	if len(now) != 1 || now[0].Ref != prs[0].Ref || !strings.Contains(now[0].Title, "1.1.0") {
+		t.Fatalf("after 1.2.0 was deleted: %+v, want #%d moved to 1.1.0", now, prs[0].Ref.Number)
+	}
+	deploy, err := s.forge.ReadFile(t.Context(), s.ref, "gitops/images/a", "deploy.yaml")
+	if err != nil || !strings.Contains(string(deploy), "acme/a:1.1.0") {
+		t.Fatalf("the branch holds %q (%v), want acme/a:1.1.0", deploy, err)
+	}
+
+	s.delete(t, "a", "1.1.0")
+	s.now = s.now.Add(time.Minute)
+	s.run(t)
+	if got := s.open(t); len(got) != 0 {
+		t.Fatalf("after 1.1.0 was deleted too: %+v, want the pull request closed", got)
+	}
+	var noted bool
+	for _, c := range s.forge.Comments(prs[0].Ref) {
+		noted = noted || strings.Contains(c.Body, "no longer needs this update") && strings.Contains(c.Body, "`a`: up to date")
+	}
+	if !noted {
+		t.Errorf("#%d closed without a note saying why: %+v", prs[0].Ref.Number, s.forge.Comments(prs[0].Ref))
+	}
+}
+
+// TestImageUpdaterKeepsItsPullRequestWhenTheRegistryFails: a registry that
+// fails (500) says nothing about the tags: the open pull request is neither
+// closed nor moved, the failure is reported, and the next good scan carries
+// on with the same pull request.
+func TestImageUpdaterKeepsItsPullRequestWhenTheRegistryFails(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 1 {
+		t.Fatalf("open = %+v, want one pull request for a", prs)
+	}
+	head, _ := s.repo.Resolve(t, "gitops/images/a")
+
+	s.down.Store(true)
+	s.now = s.now.Add(time.Minute)
+	s.forge.SetDefaultBranch(s.ref, scm.Branch{Name: "main", SHA: s.repo.Head(t), CloneURL: "file://" + s.repo.Dir})
+	err := s.u.UpdateImages(t.Context(), s.forge, s.ref, nil)
+	if err == nil || !strings.Contains(err.Error(), "policy a") {
+		t.Errorf("a scan with the registry down: err = %v, want one naming policy a", err)
+	}
+	if got := s.open(t); len(got) != 1 || got[0].Ref != prs[0].Ref {
+		t.Fatalf("with the registry down: %+v, want #%d left open", got, prs[0].Ref.Number)
+	}
+	if now, _ := s.repo.Resolve(t, "gitops/images/a"); now != head {
+		t.Errorf("the branch moved from %s to %s while the registry was down", head, now)
+	}
+	if c := s.forge.Comments(prs[0].Ref); len(c) != 0 {
+		t.Errorf("comments while the registry was down: %+v, want none", c)
+	}
+
+	s.down.Store(false)
+	s.push(t, "a", "1.2.0")
+	s.now = s.now.Add(time.Minute)
+	s.run(t)
+	if got := s.open(t); len(got) != 1 || got[0].Ref != prs[0].Ref || !strings.Contains(got[0].Title, "1.2.0") {
+		t.Fatalf("back up with 1.2.0: %+v, want #%d moved to it", got, prs[0].Ref.Number)
+	}
+}
+
+func (s *imageSetup) delete(t *testing.T, policy, tag string) {
+	t.Helper()
+	ref, err := name.ParseReference(s.host + "/acme/" + policy + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(ref); err != nil {
+		t.Fatal(err)
 	}
 }
