@@ -256,7 +256,7 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	ck := u.checkoutOf(repo, co.Dir)
 	cfg, err := config.Load(filepath.Join(co.Dir, config.FileName))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return u.closeOrphans(ctx, forge, repo, branch, st, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
@@ -264,12 +264,12 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
 	}
-	if len(cfg.Images) == 0 {
-		return nil
-	}
 	names := make([]string, len(cfg.Images))
 	for i, p := range cfg.Images {
 		names[i] = p.Name
+	}
+	if len(cfg.Images) == 0 {
+		return u.closeOrphans(ctx, forge, repo, branch, st, nil)
 	}
 	// The files are read again only when an update is written; what the
 	// markers hold is read once per commit.
@@ -280,7 +280,10 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 			return fmt.Errorf("images: %s at %s: %w", repo, short(branch.SHA), err)
 		}
 		if ck.current, err = setter.Read(tree, setter.Options{Policies: names}); err != nil {
-			return fmt.Errorf("images: the markers of %s at %s: %w", repo, short(branch.SHA), err)
+			// Nothing is written until the markers are fixed; the pull
+			// requests of policies removed are closed all the same.
+			err = fmt.Errorf("images: the markers of %s at %s: %w", repo, short(branch.SHA), err)
+			return errors.Join(err, u.closeOrphans(ctx, forge, repo, branch, st, names))
 		}
 	}
 	current := ck.current
@@ -350,6 +353,32 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	}
 	for _, un := range imageUnits(cfg) {
 		if err := u.updateUnit(ctx, forge, repo, branch, files, names, un, decisions, suspended, st, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := u.closeOrphans(ctx, forge, repo, branch, st, names); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// closeOrphans closes the kept pull requests none of whose policies the
+// default branch declares any more (names; a gitops.yaml without images:
+// or none at all declares none), then saves the state.
+func (u *ImageUpdater) closeOrphans(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, st *imageState, names []string) error {
+	declared := map[string]string{}
+	for _, n := range names {
+		declared[n] = ""
+	}
+	var errs []error
+	for _, br := range slices.Sorted(maps.Keys(st.PRs)) {
+		kept := st.PRs[br]
+		if sharesPolicy(kept.Tags, declared) {
+			continue
+		}
+		gone := slices.Sorted(maps.Keys(kept.Tags))
+		note := fmt.Sprintf("Closed by gitops-bot: the default branch's %s declares no image policy `%s` any more.", config.FileName, strings.Join(gone, "`, `"))
+		if err := u.close(ctx, forge, repo, branch, br, kept, st, note); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -541,11 +570,13 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 // close closes a kept pull request with a note and deletes its branch.
 func (u *ImageUpdater) close(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, headBranch string, kept *imagePR, st *imageState, note string) error {
 	ref := scm.PRRef{Repo: repo, Number: kept.Number}
-	delete(st.PRs, headBranch)
+	// Until it is closed, the pull request stays in the state: a read or
+	// a close that fails is tried again by the next scan, and one merged
+	// or closed meanwhile is recorded as such by it.
 	if pr, err := forge.GetPullRequest(ctx, ref); err != nil {
 		return fmt.Errorf("images: %s: read #%d: %w", repo, kept.Number, err)
 	} else if pr.State != "open" {
-		return nil // merged or closed meanwhile
+		return nil
 	}
 	if _, err := forge.CreateComment(ctx, ref, note); err != nil {
 		return fmt.Errorf("images: %s: comment on #%d: %w", repo, kept.Number, err)

@@ -193,11 +193,7 @@ func TestImageUpdaterLeavesABranchSomeoneElsePushed(t *testing.T) {
 	s.repo.Checkout(t, "main")
 	s.push(t, "a", "1.2.0")
 	s.run(t)
-	var stopped bool
-	for _, c := range s.forge.Comments(pr.Ref) {
-		stopped = stopped || strings.Contains(c.Body, "someone else pushed")
-	}
-	if !stopped {
+	if !s.commented(pr.Ref, "someone else pushed") {
 		t.Errorf("no comment saying the bot stops updating #%d", pr.Ref.Number)
 	}
 	if out, _ := s.forge.ReadFile(t.Context(), s.ref, "gitops/images/a", "notes.txt"); string(out) != "mine" {
@@ -257,11 +253,7 @@ func TestImageUpdaterSupersedes(t *testing.T) {
 	if len(first) != 1 || len(now) != 1 || now[0].HeadRef != "images/a-1.2.0" || now[0].Ref == first[0].Ref {
 		t.Fatalf("before %+v, after %+v: want the 1.2.0 pull request open and the 1.1.0 one closed", first, now)
 	}
-	var noted bool
-	for _, c := range s.forge.Comments(first[0].Ref) {
-		noted = noted || strings.Contains(c.Body, fmt.Sprintf("Superseded by #%d", now[0].Ref.Number))
-	}
-	if !noted {
+	if !s.commented(first[0].Ref, fmt.Sprintf("Superseded by #%d", now[0].Ref.Number)) {
 		t.Errorf("#%d closed without a note naming #%d", first[0].Ref.Number, now[0].Ref.Number)
 	}
 	if _, ok := s.repo.Resolve(t, "images/a-1.1.0"); ok {
@@ -291,11 +283,7 @@ func TestImageUpdaterHoldAndUnhold(t *testing.T) {
 	if got := s.open(t); len(got) != 0 {
 		t.Fatalf("after the revert: %+v, want a held", got)
 	}
-	var said bool
-	for _, c := range s.forge.Comments(pr.Ref) {
-		said = said || strings.Contains(c.Body, "went back from 1.1.0 to 1.0.0") && strings.Contains(c.Body, "/gitops unhold a")
-	}
-	if !said {
+	if !s.commented(pr.Ref, "went back from 1.1.0 to 1.0.0", "/gitops unhold a") {
 		t.Errorf("no comment on #%d saying a is held: %+v", pr.Ref.Number, s.forge.Comments(pr.Ref))
 	}
 	merged2, _ := s.forge.GetPullRequest(t.Context(), pr.Ref)
@@ -372,11 +360,7 @@ func TestImageUpdaterFollowsADeletedTag(t *testing.T) {
 	if got := s.open(t); len(got) != 0 {
 		t.Fatalf("after 1.1.0 was deleted too: %+v, want the pull request closed", got)
 	}
-	var noted bool
-	for _, c := range s.forge.Comments(prs[0].Ref) {
-		noted = noted || strings.Contains(c.Body, "no longer needs this update") && strings.Contains(c.Body, "`a`: up to date")
-	}
-	if !noted {
+	if !s.commented(prs[0].Ref, "no longer needs this update", "`a`: up to date") {
 		t.Errorf("#%d closed without a note saying why: %+v", prs[0].Ref.Number, s.forge.Comments(prs[0].Ref))
 	}
 }
@@ -430,4 +414,81 @@ func (s *imageSetup) delete(t *testing.T, policy, tag string) {
 	if err := remote.Delete(ref); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestImageUpdaterClosesPullRequestsOfRemovedPolicies: a policy removed
+// from gitops.yaml (or the whole images: block) closes its open pull
+// request with a note, rather than leaving it open and counted against
+// the limits; the other policies' pull requests stay.
+func TestImageUpdaterClosesPullRequestsOfRemovedPolicies(t *testing.T) {
+	s := newImageSetup(t)
+	s.push(t, "a", "1.1.0")
+	s.push(t, "b", "1.1.0")
+	s.run(t)
+	prs := s.open(t)
+	if len(prs) != 2 {
+		t.Fatalf("open = %+v, want a's and b's", prs)
+	}
+	gitops, err := os.ReadFile(filepath.Join(s.repo.Dir, "gitops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.SplitAfter(string(gitops), "\n") {
+		if !strings.Contains(line, "name: a,") {
+			kept = append(kept, line)
+		}
+	}
+	// The marker of a is left behind: an error naming it, and nothing
+	// written, but a's pull request is closed all the same.
+	s.repo.Commit(t, map[string]string{"gitops.yaml": strings.Join(kept, "")}, "drop policy a")
+	s.now = s.now.Add(time.Minute)
+	s.forge.SetDefaultBranch(s.ref, scm.Branch{Name: "main", SHA: s.repo.Head(t), CloneURL: "file://" + s.repo.Dir})
+	if err := s.u.UpdateImages(t.Context(), s.forge, s.ref, nil); err == nil || !strings.Contains(err.Error(), `deploy.yaml:1: marker names image policy "a"`) {
+		t.Errorf("a marker of a removed policy: err = %v, want one naming deploy.yaml:1", err)
+	}
+	open := s.open(t)
+	if len(open) != 1 || open[0].HeadRef != "gitops/images/b" {
+		t.Fatalf("after a was removed: %+v, want only b's open", open)
+	}
+	a := prs[0]
+	if a.HeadRef != "gitops/images/a" {
+		a = prs[1]
+	}
+	if !s.commented(a.Ref, "declares no image policy `a`") {
+		t.Errorf("#%d closed without a note naming the policy: %+v", a.Ref.Number, s.forge.Comments(a.Ref))
+	}
+	if _, ok := s.repo.Resolve(t, "gitops/images/a"); ok {
+		t.Error("a's branch is still there")
+	}
+	deploy, err := os.ReadFile(filepath.Join(s.repo.Dir, "deploy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.repo.Commit(t, map[string]string{"deploy.yaml": strings.SplitAfterN(string(deploy), "\n", 2)[1]}, "drop a's marker")
+	s.run(t)
+	if got := s.open(t); len(got) != 1 || got[0].HeadRef != "gitops/images/b" {
+		t.Fatalf("after a's marker was removed: %+v, want b's still open", got)
+	}
+
+	s.repo.Commit(t, map[string]string{"gitops.yaml": "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\n"}, "no image automation")
+	s.now = s.now.Add(time.Minute)
+	s.run(t)
+	if got := s.open(t); len(got) != 0 {
+		t.Fatalf("after images: was removed: %+v, want none open", got)
+	}
+}
+
+// commented reports whether a comment on ref holds every one of parts.
+func (s *imageSetup) commented(ref scm.PRRef, parts ...string) bool {
+	for _, c := range s.forge.Comments(ref) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(c.Body, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }
