@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/sandbox"
 )
@@ -102,11 +103,16 @@ type ImagesConfig struct {
 	// an hour (default 2).
 	MaxOpenPullRequests       int `yaml:"maxOpenPullRequests"`
 	MaxNewPullRequestsPerHour int `yaml:"maxNewPullRequestsPerHour"`
-	// DockerConfig is a Docker config.json (such as a mounted Secret of
-	// type kubernetes.io/dockerconfigjson) with registry credentials, read
-	// again when it changes (a rotated Secret is used without a restart);
-	// GITOPS_REGISTRY_HOST, _USERNAME and _PASSWORD are read too.
-	DockerConfig string `yaml:"dockerConfig"`
+	// Registry credentials, read again before the checks (at most every
+	// 10s), so rotated ones are used without a restart. A registry takes
+	// them from the first of these that has some for it:
+	// DockerConfig is a Docker config.json file (such as a mounted Secret
+	// of type kubernetes.io/dockerconfigjson); PullSecrets names Secrets
+	// of that type in the bot's namespace (state.namespace), read through
+	// the API (the state Role grants get on them); and the environment's
+	// GITOPS_REGISTRY_HOST, _USERNAME and _PASSWORD.
+	DockerConfig string   `yaml:"dockerConfig"`
+	PullSecrets  []string `yaml:"pullSecrets"`
 }
 
 // ImageAuthor is who the bot's commits say wrote them.
@@ -318,6 +324,14 @@ func (c *Config) Validate() error {
 		}
 		if strings.ContainsAny(im.Author.Name+im.Author.Email, "<>\n") {
 			errs = append(errs, errors.New("images.author: a name or email with <, > or a line break; write them plainly"))
+		}
+		if len(im.PullSecrets) > 0 && c.State == nil {
+			errs = append(errs, errors.New("images.pullSecrets: the Secrets are read from the bot's namespace; add state: {namespace: NAME}"))
+		}
+		for i, name := range im.PullSecrets {
+			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+				errs = append(errs, fmt.Errorf("images.pullSecrets[%d] %q is not a Secret name: %s", i, name, strings.Join(msgs, "; ")))
+			}
 		}
 		if k := im.SigningKey; k != nil && ((k.Format != "ssh" && k.Format != "gpg") || k.File == "") {
 			errs = append(errs, fmt.Errorf("images.signingKey: format %q and file %q; set format to ssh or gpg and file to the private key's path", k.Format, k.File))

@@ -392,6 +392,37 @@ func TestDeployChartToggles(t *testing.T) {
 	}
 }
 
+// TestDeployChartPullSecrets: the state Role may read exactly the pull
+// Secrets config.images.pullSecrets names (by default <fullname>-registry),
+// and nothing else of the Secrets.
+func TestDeployChartPullSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		values map[string]any
+		want   []string
+	}{
+		{"default", nil, []string{"gitops-bot-registry"}},
+		{"named", map[string]any{"config": map[string]any{"images": map[string]any{"pullSecrets": []any{"regcred", "quay"}}}}, []string{"regcred", "quay"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [][]string
+			for _, r := range deployOfKind[rbacv1.Role](t, mustRenderDeployChart(t, tc.values), "Role") {
+				for _, rule := range r.Rules {
+					if slices.Contains(rule.Resources, "secrets") {
+						if r.Name != "gitops-bot-state" || !slices.Equal(rule.Verbs, []string{"get"}) {
+							t.Errorf("Role %s grants %v on secrets, want only gitops-bot-state get", r.Name, rule.Verbs)
+						}
+						got = append(got, rule.ResourceNames)
+					}
+				}
+			}
+			if diff := cmp.Diff([][]string{tc.want}, got); diff != "" {
+				t.Errorf("secrets the state Role may read (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestDeployChartRefusesBadValues checks that the chart stops on values it
 // cannot install, saying what to set.
 func TestDeployChartRefusesBadValues(t *testing.T) {

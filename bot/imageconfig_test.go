@@ -58,6 +58,9 @@ func TestImagesConfig(t *testing.T) {
 		{"too often", "{checkInterval: 10ms}", "images.checkInterval 10ms is below 1s", false},
 		{"negative limit", "{maxOpenPullRequests: -1}", "must be positive", false},
 		{"author with a line break", "{author: {name: \"a\\nb\"}}", "images.author", false},
+		{"pull secrets without a state block", "{pullSecrets: [regcred]}", "images.pullSecrets: the Secrets are read from the bot's namespace", false},
+		{"a pull secret name that is not one", "{pullSecrets: [Reg_Cred]}", `images.pullSecrets[0] "Reg_Cred" is not a Secret name`, false},
+		{"a docker config that is not there", "{dockerConfig: " + filepath.Join(dir, "nope.json") + "}", "reading the docker config", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := ParseConfig([]byte(imagesBase+"images: "+tc.images+"\n"), vars)

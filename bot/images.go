@@ -84,6 +84,10 @@ type ImageUpdater struct {
 	// AllowFile lets tests push to file URLs.
 	AllowFile bool
 
+	// registry, when set, is the scanner's keychain, read again before
+	// each check.
+	registry *registryKeychain
+
 	mu     sync.Mutex
 	memory *memoryRecords
 	// checkouts are the default branch checkout kept per repository.
@@ -208,6 +212,13 @@ type unit struct {
 // UpdateImages implements ImageRunner.
 func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo scm.RepoRef, hinted []string) error {
 	now := u.now()
+	if u.registry != nil {
+		// Credentials that cannot be read leave everything as it is, as
+		// a registry that cannot be read does.
+		if err := u.registry.refresh(ctx, now); err != nil {
+			return fmt.Errorf("images: %s: registry credentials: %w", repo, err)
+		}
+	}
 	recs, err := u.records().All(ctx)
 	if err != nil {
 		return fmt.Errorf("images: read the records of %s: %w", repo, err)
@@ -878,12 +889,22 @@ func NewImageUpdater(cfg Config, state *State) (*ImageUpdater, error) {
 	if c == nil {
 		return nil, errors.New("images: the bot's config has no images block")
 	}
-	keychain, err := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}.ReloadingKeychain()
-	if err != nil {
+	// The file and the environment are checked now; they and the pull
+	// Secrets are read again before the checks.
+	creds := images.Credentials{DockerConfig: c.DockerConfig, Getenv: os.Getenv}
+	if _, err := creds.Keychain(); err != nil {
 		return nil, fmt.Errorf("images: %w", err)
+	}
+	keychain := &registryKeychain{creds: creds, secrets: c.PullSecrets}
+	if len(c.PullSecrets) > 0 {
+		if state == nil {
+			return nil, errors.New("images.pullSecrets: the Secrets are read from the bot's namespace; add a state block naming it")
+		}
+		keychain.read = state.pullSecrets.read
 	}
 	u := &ImageUpdater{
 		Scanner:       &images.Scanner{Keychain: keychain},
+		registry:      keychain,
 		CacheDir:      cfg.CacheDir,
 		Author:        gitrepo.Signature{Name: c.Author.Name, Email: c.Author.Email},
 		MaxOpen:       c.MaxOpenPullRequests,

@@ -27,6 +27,9 @@ type State struct {
 	// lease.ImageStateName); Suspensions is its switch.
 	Images      *lease.Records
 	Suspensions *lease.Suspensions
+	// pullSecrets reads the registry credentials images.pullSecrets
+	// names.
+	pullSecrets pullSecrets
 }
 
 // The ConfigMaps of the bot's records.
@@ -71,5 +74,6 @@ func NewState(cfg Config) (*State, error) {
 		Deliveries:  &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: DeliveriesRecord},
 		Images:      &lease.Records{Client: client, Namespace: cfg.State.Namespace, Name: lease.ImageStateName},
 		Suspensions: &lease.Suspensions{Client: client, Namespace: cfg.State.Namespace},
+		pullSecrets: pullSecrets{client: client, namespace: cfg.State.Namespace},
 	}, nil
 }

@@ -1,14 +1,12 @@
 package images
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -34,35 +32,34 @@ type Credentials struct {
 	// are skipped: to use them, chain authn.DefaultKeychain after the
 	// keychain with authn.NewMultiKeychain.
 	DockerConfig string
-	// DockerConfigJSON is the .dockerconfigjson of a Secret of type
-	// kubernetes.io/dockerconfigjson, for a caller that read the Secret
-	// through the API: this package takes only its bytes.
-	DockerConfigJSON []byte
+	// Secrets are Secrets of type kubernetes.io/dockerconfigjson that the
+	// caller read through the API, in order: this package takes only
+	// their names (for errors) and .dockerconfigjson bytes.
+	Secrets []PullSecret
 	// Getenv reads GITOPS_REGISTRY_HOST, GITOPS_REGISTRY_USERNAME and
 	// GITOPS_REGISTRY_PASSWORD; pass os.Getenv. Nil reads none.
 	Getenv func(string) string
+}
+
+// PullSecret is a Secret of type kubernetes.io/dockerconfigjson.
+type PullSecret struct {
+	Name             string // namespace/name, for errors
+	DockerConfigJSON []byte
 }
 
 // Keychain reads the credentials. Its errors name the source and the entry
 // that is wrong, never a value. The keychain prints as the hosts it has
 // credentials for, never the credentials.
 func (c Credentials) Keychain() (authn.Keychain, error) {
-	k, _, err := c.load()
+	file, err := c.readFile()
+	if err != nil {
+		return nil, err
+	}
+	k, err := c.build(file)
 	if err != nil {
 		return nil, err
 	}
 	return k, nil
-}
-
-// load reads the docker config file and builds the keychain, returning
-// the file's bytes (nil without one) with it.
-func (c Credentials) load() (*keychain, []byte, error) {
-	file, err := c.readFile()
-	if err != nil {
-		return nil, nil, err
-	}
-	k, err := c.build(file)
-	return k, file, err
 }
 
 // readFile reads the docker config file, nil without one.
@@ -86,9 +83,9 @@ func (c Credentials) build(file []byte) (*keychain, error) {
 			return nil, fmt.Errorf("docker config %s: %w", c.DockerConfig, err)
 		}
 	}
-	if c.DockerConfigJSON != nil {
-		if err := k.addDockerConfig(c.DockerConfigJSON); err != nil {
-			return nil, fmt.Errorf("the Secret's .dockerconfigjson: %w; recreate it with kubectl create secret docker-registry", err)
+	for _, sec := range c.Secrets {
+		if err := k.addDockerConfig(sec.DockerConfigJSON); err != nil {
+			return nil, fmt.Errorf("Secret %s: .dockerconfigjson: %w; recreate it with kubectl create secret docker-registry", sec.Name, err)
 		}
 	}
 	if c.Getenv != nil {
@@ -98,73 +95,6 @@ func (c Credentials) build(file []byte) (*keychain, error) {
 	}
 	return k, nil
 }
-
-// ReloadingKeychain is Keychain for a long-running scanner: it reads the
-// docker config file again whenever its bytes change, so credentials
-// rotated in a mounted Secret (which the kubelet swaps in place) are used
-// from the next scan, without a restart. The file is read at each Resolve
-// (once per repository scanned, a few hundred bytes) and parsed only when
-// it changed. A file that goes bad after the first read fails the scans
-// with the same errors as Keychain, naming the file and the entry, never a
-// value; the credentials read before are not used then.
-func (c Credentials) ReloadingKeychain() (authn.Keychain, error) {
-	k, file, err := c.load()
-	switch {
-	case err != nil:
-		return nil, err
-	case c.DockerConfig == "":
-		return k, nil
-	}
-	return &reloading{creds: c, read: file, current: k}, nil
-}
-
-// reloading is a keychain whose docker config file is read again when it
-// changes.
-type reloading struct {
-	creds   Credentials
-	mu      sync.Mutex
-	read    []byte    // the file's bytes current (or err) was built from
-	current *keychain // nil when those bytes are bad
-	err     error
-}
-
-// Resolve reads the file again and resolves res with the credentials it
-// holds now.
-func (r *reloading) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	kc, err := r.keychain()
-	if err != nil {
-		return nil, err
-	}
-	return kc.Resolve(res)
-}
-
-func (r *reloading) keychain() (*keychain, error) {
-	file, err := r.creds.readFile()
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !bytes.Equal(file, r.read) {
-		r.read = file
-		r.current, r.err = r.creds.build(file)
-	}
-	return r.current, r.err
-}
-
-// String names the hosts with credentials as last read, as keychain's
-// String does.
-func (r *reloading) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.current == nil {
-		return "registry credentials (docker config " + r.creds.DockerConfig + " is not valid)"
-	}
-	return r.current.String()
-}
-
-// GoString is String, for %#v.
-func (r *reloading) GoString() string { return r.String() }
 
 // keychain holds credentials by registry host (index.docker.io for Docker
 // Hub) or by repository prefix (ghcr.io/acme).

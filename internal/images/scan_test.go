@@ -672,7 +672,7 @@ func TestScanPinsTheDigestWithOneHead(t *testing.T) {
 func TestScanErrors(t *testing.T) {
 	const canary = "canary-Zx81-secret"
 	secret := fmt.Sprintf(`{"auths":{%q:{"username":"robot","password":%q}}}`, fakeHost, canary)
-	kc, err := images.Credentials{DockerConfigJSON: []byte(secret)}.Keychain()
+	kc, err := images.Credentials{Secrets: []images.PullSecret{{Name: "ns/registry", DockerConfigJSON: []byte(secret)}}}.Keychain()
 	if err != nil {
 		t.Fatal(err)
 	}
