@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/report"
 )
 
@@ -191,7 +191,7 @@ func (o *ApplyOptions) applyOne(ctx context.Context, e *engine.Engine, job *targ
 		return fmt.Errorf("rendering failed, nothing was applied or pruned: %w", err)
 	}
 	opts := engine.ApplyOptions{
-		Revision:        o.revision(ctx, job),
+		Revision:        o.revision(job),
 		Description:     "kubectl-gitops apply",
 		Prune:           o.pruneOverride(),
 		PruneAllowEmpty: o.PruneAllowEmpty,
@@ -289,7 +289,7 @@ func (o *ApplyOptions) warnUnappliedDependencies(ctx context.Context, client *cl
 
 // revision is --revision, else the commit of the Git work tree holding the
 // target, else "".
-func (o *ApplyOptions) revision(ctx context.Context, t *target) string {
+func (o *ApplyOptions) revision(t *target) string {
 	if o.Revision != "" {
 		return o.Revision
 	}
@@ -303,9 +303,10 @@ func (o *ApplyOptions) revision(ctx context.Context, t *target) string {
 	if dir == "" {
 		return ""
 	}
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "HEAD").Output()
+	l, err := gitrepo.OpenLocal(dir)
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	head, _ := l.Head()
+	return head
 }

@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/engine"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/gate"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/gitrepo"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/github"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/scm/gitlab"
@@ -156,44 +157,96 @@ func checkApproval(ctx context.Context, forge approvalForge, repo scm.RepoRef, a
 }
 
 // commitOf is the commit checked out in the work tree at dir; it refuses a
-// work tree with changes, whose render is no commit's.
-func commitOf(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "git", "-C", dir, "rev-parse", "--verify", "HEAD").Output()
+// work tree with changes, whose render is no commit's. It reads the
+// repository with go-git: the kubectl-gitops image has no git.
+func commitOf(dir string) (string, error) {
+	l, err := gitrepo.OpenLocal(dir)
 	if err != nil {
-		return "", fmt.Errorf("--require-approval applies a Git commit: %s is not in a Git work tree with a commit", dir)
+		return "", fmt.Errorf("--require-approval applies a Git commit: %w", err)
 	}
-	status, err := exec.CommandContext(ctx, "git", "-C", dir, "status", "--porcelain", "--untracked-files=no").Output()
+	head, err := l.Head()
+	if err != nil {
+		return "", fmt.Errorf("--require-approval applies a Git commit: %s has none checked out: %w", dir, err)
+	}
+	changed, err := l.Changed()
 	if err != nil {
 		return "", fmt.Errorf("read the state of the work tree %s: %w", dir, err)
 	}
-	if len(strings.TrimSpace(string(status))) > 0 {
-		return "", fmt.Errorf("--require-approval applies a commit, but the work tree %s has uncommitted changes: commit or stash them", dir)
+	if len(changed) > 0 {
+		more := ""
+		if len(changed) > 3 {
+			changed, more = changed[:3], fmt.Sprintf(" and %d more", len(changed)-3)
+		}
+		return "", fmt.Errorf("--require-approval applies a commit, but the work tree %s has uncommitted changes (%s%s): commit or stash them", dir, strings.Join(changed, ", "), more)
 	}
-	return strings.TrimSpace(string(out)), nil
+	return head, nil
 }
 
 // worktreeAt checks commit sha of the repository at dir out into a
-// temporary work tree (fetching it from origin when the clone lacks it),
-// and returns it and how to remove it.
+// temporary directory, fetching it from origin when the clone lacks it (a
+// shallow CI clone), and returns it and how to remove it.
 func worktreeAt(ctx context.Context, dir, sha string) (string, func(), error) {
-	if exec.CommandContext(ctx, "git", "-C", dir, "cat-file", "-e", sha+"^{commit}").Run() != nil {
-		if out, err := exec.CommandContext(ctx, "git", "-C", dir, "fetch", "--quiet", "--depth=1", "origin", sha).CombinedOutput(); err != nil {
-			return "", nil, fmt.Errorf("commit %s is not in the clone and fetching it from origin failed: %s", sha, strings.TrimSpace(string(out)))
-		}
+	l, err := gitrepo.OpenLocal(dir)
+	if err != nil {
+		return "", nil, err
 	}
 	tmp, err := os.MkdirTemp("", "kubectl-gitops-approval-")
 	if err != nil {
 		return "", nil, err
 	}
-	wt := filepath.Join(tmp, "tree")
-	if out, err := exec.CommandContext(ctx, "git", "-C", dir, "worktree", "add", "--quiet", "--detach", wt, sha).CombinedOutput(); err != nil {
-		os.RemoveAll(tmp)
-		return "", nil, fmt.Errorf("check out %s: %s", sha, strings.TrimSpace(string(out)))
+	remove := func() { os.RemoveAll(tmp) }
+	if l.HasCommit(sha) {
+		wt := filepath.Join(tmp, "tree")
+		if err := l.CheckoutTo(sha, wt); err != nil {
+			remove()
+			return "", nil, err
+		}
+		return wt, remove, nil
 	}
-	return wt, func() {
-		_ = exec.Command("git", "-C", dir, "worktree", "remove", "--force", wt).Run()
-		os.RemoveAll(tmp)
-	}, nil
+	origin := l.Origin()
+	if origin == "" {
+		remove()
+		return "", nil, fmt.Errorf("commit %s is not in the clone at %s, which has no remote origin to fetch it from; fetch it (git fetch origin %s) and run again", sha, dir, sha)
+	}
+	url, auth := originAuth(origin, os.Getenv)
+	co, err := (&gitrepo.Fetcher{CacheDir: tmp, Auth: auth}).Fetch(ctx, url, sha)
+	if err != nil {
+		remove()
+		return "", nil, fmt.Errorf("commit %s is not in the clone and fetching it from origin failed: %w", sha, err)
+	}
+	return co.Dir, remove, nil
+}
+
+// originAuth is the URL to fetch origin from and its credentials: those in
+// the URL (a CI clone's, such as GitLab's gitlab-ci-token), else the forge
+// token of the environment, sent only to that forge's own host
+// (GITHUB_SERVER_URL, default https://github.com; CI_SERVER_URL, default
+// https://gitlab.com) over the same scheme.
+func originAuth(origin string, getenv func(string) string) (string, func(string) (string, string, bool)) {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return origin, nil
+	}
+	if pass, ok := u.User.Password(); ok {
+		user := u.User.Username()
+		u.User = nil
+		stripped := u.String()
+		return stripped, func(to string) (string, string, bool) { return user, pass, to == stripped }
+	}
+	var user, token, server string
+	switch {
+	case getenv("GITHUB_TOKEN") != "":
+		user, token, server = "x-access-token", getenv("GITHUB_TOKEN"), cmp.Or(getenv("GITHUB_SERVER_URL"), "https://github.com")
+	case getenv("GITLAB_TOKEN") != "":
+		user, token, server = "oauth2", getenv("GITLAB_TOKEN"), cmp.Or(getenv("CI_SERVER_URL"), "https://gitlab.com")
+	default:
+		return origin, nil
+	}
+	s, err := url.Parse(server)
+	if err != nil || s.Scheme != u.Scheme || !strings.EqualFold(s.Host, u.Host) {
+		return origin, nil
+	}
+	return origin, func(to string) (string, string, bool) { return user, token, to == origin }
 }
 
 // plansOf hashes the plan of each rendered app target.
@@ -255,7 +308,7 @@ func (o *ApplyOptions) requireApproval(ctx context.Context, t *target, targets [
 	if t.repo == nil || slices.ContainsFunc(targets, func(t *target) bool { return t.app == nil || t.app.Source != nil }) {
 		return nil, errors.New("--require-approval applies apps of gitops.yaml from the repository's own tree: pass an app or the repository's folder, not a path or an app with a remote source")
 	}
-	sha, err := commitOf(ctx, t.repo.Dir)
+	sha, err := commitOf(t.repo.Dir)
 	if err != nil {
 		return nil, err
 	}

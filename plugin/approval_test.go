@@ -189,6 +189,81 @@ func TestApplyRequireApprovalMerge(t *testing.T) {
 	wantRefused(t, "a merge with another change", code, errOut, "differs from the plan")
 }
 
+// TestApplyRequireApprovalShallowClone: a CI job's shallow clone of a merge
+// lacks the pull request's head, whose plan the reviewers approved; it is
+// fetched from origin (no git binary needed), with the forge token sent
+// only to the forge's own host, or with the credentials in origin's URL.
+// Without credentials the fetch fails and nothing is applied.
+func TestApplyRequireApprovalShallowClone(t *testing.T) {
+	s := newApprovalSetup(t)
+	const token = "ci-token-canary-51f0"
+	at := time.Now().Add(-time.Hour)
+	s.repo.Checkout(t, "main-line")
+	s.repo.Commit(t, map[string]string{"README.md": "docs\n"}, "meanwhile on main")
+	out, err := exec.Command("git", "-C", s.repo.Dir, "-c", "user.name=t", "-c", "user.email=t@example.com", "merge", "-q", "--no-ff", "-m", "merge #7", s.head).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git merge: %v %s", err, out)
+	}
+	merge := s.repo.Head(t)
+	if out, err := exec.Command("git", "-C", s.repo.Dir, "update-ref", "refs/heads/merged", merge).CombinedOutput(); err != nil {
+		t.Fatalf("git update-ref: %v %s", err, out)
+	}
+	s.fake.Update("acme/shop", func(r *githubfake.Repo) {
+		p := r.Pulls[7]
+		p.Merged, p.MergeCommitSHA, p.MergedAt = true, merge, at.Add(time.Minute)
+	})
+	s.review("alice", s.head, at)
+	srv := gittest.Serve(t, map[string]*gittest.Repo{"acme/shop": s.repo}, gittest.WithBasicAuth("x-access-token", token))
+	plain := srv.URL("acme/shop")
+	withCreds := strings.Replace(plain, "://", "://x-access-token:"+token+"@", 1)
+
+	clone := func(origin string) string {
+		t.Helper()
+		dir := filepath.Join(t.TempDir(), "shop")
+		if out, err := exec.Command("git", "clone", "-q", "--depth", "1", "--branch", "merged", withCreds, dir).CombinedOutput(); err != nil {
+			t.Fatalf("git clone: %v %s", err, out)
+		}
+		if out, err := exec.Command("git", "-C", dir, "remote", "set-url", "origin", origin).CombinedOutput(); err != nil {
+			t.Fatalf("git remote set-url: %v %s", err, out)
+		}
+		if out, err := exec.Command("git", "-C", dir, "cat-file", "-e", s.head+"^{commit}").CombinedOutput(); err == nil {
+			t.Fatalf("the shallow clone has the head already: %s", out)
+		}
+		return dir
+	}
+	apply := func(dir string) (int, string) {
+		t.Helper()
+		code, _, errOut := onCluster(t, dir, "apply", ".", "--require-approval")
+		if strings.Contains(errOut, token) {
+			t.Errorf("the token leaked into the output:\n%s", errOut)
+		}
+		return code, errOut
+	}
+
+	// The forge token goes to another host than the forge's: not sent.
+	t.Setenv("GITHUB_SERVER_URL", "https://github.example.com")
+	code, errOut := apply(clone(plain))
+	wantRefused(t, "a fetch without credentials", code, errOut, "fetching it from origin failed")
+	if v := s.value(t); v != "<none>" {
+		t.Fatalf("web-settings after the refusal = %q, want none", v)
+	}
+
+	// The forge's host: the token is sent.
+	t.Setenv("GITHUB_SERVER_URL", strings.TrimSuffix(plain, "/acme/shop"))
+	if code, errOut := apply(clone(plain)); code != 0 || s.value(t) != "two" {
+		t.Fatalf("a shallow clone of the approved merge: exit %d, web-settings %q, stderr:\n%s", code, s.value(t), errOut)
+	}
+
+	// Credentials in origin's URL (GitLab CI clones so) are used.
+	if err := env.Clientset.CoreV1().ConfigMaps(s.ns).Delete(t.Context(), "web-settings", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_SERVER_URL", "https://github.example.com")
+	if code, errOut := apply(clone(withCreds)); code != 0 || s.value(t) != "two" {
+		t.Fatalf("origin with credentials: exit %d, web-settings %q, stderr:\n%s", code, s.value(t), errOut)
+	}
+}
+
 // TestApplyRequireApprovalDenyWindow: an approved head is not applied
 // inside a deny window of its policy; the refusal names when it opens.
 func TestApplyRequireApprovalDenyWindow(t *testing.T) {
@@ -204,5 +279,46 @@ func TestApplyRequireApprovalDenyWindow(t *testing.T) {
 	wantRefused(t, "inside a deny window", code, errOut, opens)
 	if v := s.value(t); v != "<none>" {
 		t.Errorf("web-settings inside a deny window = %q, want none", v)
+	}
+}
+
+// TestOriginAuth: the forge token of the environment goes only to the
+// forge's own host over the same scheme; credentials in origin's URL are
+// taken out of it and sent only to it.
+func TestOriginAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name, origin string
+		env          map[string]string
+		wantURL      string
+		wantAuth     string // user:pass sent to wantURL, "" for none
+	}{
+		{"github.com", "https://github.com/acme/shop.git", map[string]string{"GITHUB_TOKEN": "gh"}, "https://github.com/acme/shop.git", "x-access-token:gh"},
+		{"GitHub Enterprise", "https://ghe.example.com/acme/shop", map[string]string{"GITHUB_TOKEN": "gh", "GITHUB_SERVER_URL": "https://ghe.example.com"}, "https://ghe.example.com/acme/shop", "x-access-token:gh"},
+		{"another host", "https://evil.example.com/acme/shop", map[string]string{"GITHUB_TOKEN": "gh"}, "https://evil.example.com/acme/shop", ""},
+		{"a host that only starts the same", "https://github.com.evil.example/acme/shop", map[string]string{"GITHUB_TOKEN": "gh"}, "https://github.com.evil.example/acme/shop", ""},
+		{"plain http to the forge's host", "http://github.com/acme/shop", map[string]string{"GITHUB_TOKEN": "gh"}, "http://github.com/acme/shop", ""},
+		{"gitlab", "https://gitlab.example.com/g/p.git", map[string]string{"GITLAB_TOKEN": "gl", "CI_SERVER_URL": "https://gitlab.example.com"}, "https://gitlab.example.com/g/p.git", "oauth2:gl"},
+		{"credentials in the URL", "https://gitlab-ci-token:job@gitlab.example.com/g/p.git", map[string]string{"GITHUB_TOKEN": "gh"}, "https://gitlab.example.com/g/p.git", "gitlab-ci-token:job"},
+		{"ssh", "git@github.com:acme/shop.git", map[string]string{"GITHUB_TOKEN": "gh"}, "git@github.com:acme/shop.git", ""},
+		{"no token", "https://github.com/acme/shop.git", nil, "https://github.com/acme/shop.git", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, auth := originAuth(tc.origin, func(k string) string { return tc.env[k] })
+			if url != tc.wantURL {
+				t.Errorf("url = %q, want %q", url, tc.wantURL)
+			}
+			got := ""
+			if auth != nil {
+				if user, pass, ok := auth(url); ok {
+					got = user + ":" + pass
+				}
+				if _, _, ok := auth("https://other.example.com/x"); ok {
+					t.Error("credentials offered to another URL")
+				}
+			}
+			if got != tc.wantAuth {
+				t.Errorf("auth = %q, want %q", got, tc.wantAuth)
+			}
+		})
 	}
 }
