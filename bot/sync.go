@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
@@ -87,6 +88,10 @@ type syncResult struct {
 	// later sync looks again).
 	skipped, busy string
 }
+
+// syncConcurrency bounds the apps one sync applies at once (each applies
+// its objects with the cluster's own concurrency).
+const syncConcurrency = 4
 
 // locker is p.Locks, or locks in this process.
 func (p *Previewer) locker() Locker {
@@ -176,10 +181,12 @@ func (p *Previewer) SyncBranch(ctx context.Context, forge SyncForge, repo scm.Re
 			continue
 		}
 		synced, err := inSync(ctx, e, r, plan)
-		if err != nil {
-			return fmt.Errorf("read the state of app %s: %w", name, err)
-		}
-		if !synced {
+		switch {
+		case err != nil:
+			// Not applied, and neither are the apps that depend on it;
+			// the others go on.
+			items = append(items, &syncItem{app: app, r: r, engine: e, plan: plan, refused: "planning it against the cluster failed: " + err.Error()})
+		case !synced:
 			items = append(items, &syncItem{app: app, r: r, engine: e, plan: plan})
 		}
 	}
@@ -192,6 +199,9 @@ func (p *Previewer) SyncBranch(ctx context.Context, forge SyncForge, repo scm.Re
 		return err
 	}
 	for _, it := range items {
+		if it.refused != "" {
+			continue
+		}
 		if err := p.judgeMerge(ctx, forge, repo, head, it, pulls); err != nil {
 			return err
 		}
@@ -199,54 +209,78 @@ func (p *Previewer) SyncBranch(ctx context.Context, forge SyncForge, repo scm.Re
 	return p.syncItems(ctx, forge, repo, branch, items, refusals, t)
 }
 
-// syncItems applies the approved items in order (an app whose dependency
-// failed waits), and reports: a comment per pull request, the commit's
-// gitops/sync status, events.
+// syncItems applies the approved items, in waves of apps that depend on
+// none of each other (config.Waves), each wave's at once (an app whose
+// dependency failed is not applied), and reports in order: a comment per
+// pull request, the commit's gitops/sync status, events.
 func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.RepoRef, branch scm.Branch, items []*syncItem, refusals []string, t Trigger) error {
 	failed := map[string]bool{}
 	byPR := map[int][]syncResult{}
 	var prs []*scm.PullRequest
 	var waiting []string
-	for _, it := range items {
-		name := it.app.Name
-		switch {
-		case it.refused != "":
-			failed[name] = true
-			refusals = append(refusals, name+": "+it.refused)
-			p.emit(SyncEvent{Kind: config.EventSyncFailed, Repo: repo, App: name, Revision: branch.SHA, Message: it.refused})
-			continue
-		case it.waiting != "":
-			failed[name] = true
-			waiting = append(waiting, name+": "+it.waiting)
-			continue
+	apps := make([]*config.App, len(items))
+	for i, it := range items {
+		apps[i] = it.app
+	}
+	results := make([]syncResult, len(items))
+	for _, wave := range config.Waves(apps) {
+		// The apps of a wave depend on none of each other: the ones to
+		// apply are applied at once (at most syncConcurrency), then
+		// reported in order.
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, syncConcurrency)
+		for _, i := range wave {
+			if it := items[i]; it.refused == "" && it.waiting == "" && config.BlockedBy(*it.app, failed) == "" {
+				wg.Go(func() {
+					slots <- struct{}{}
+					defer func() { <-slots }()
+					results[i] = p.applyItem(ctx, forge, repo, branch.Name, branch.SHA, it)
+				})
+			}
 		}
-		if dep := config.BlockedBy(*it.app, failed); dep != "" {
-			failed[name] = true
-			refusals = append(refusals, fmt.Sprintf("%s: not applied, its dependency %s was not", name, dep))
-			continue
+		wg.Wait()
+		for _, i := range wave {
+			it := items[i]
+			name := it.app.Name
+			switch {
+			case it.refused != "":
+				failed[name] = true
+				refusals = append(refusals, name+": "+it.refused)
+				p.emit(SyncEvent{Kind: config.EventSyncFailed, Repo: repo, App: name, Revision: branch.SHA, Message: it.refused})
+				continue
+			case it.waiting != "":
+				failed[name] = true
+				waiting = append(waiting, name+": "+it.waiting)
+				continue
+			}
+			if dep := config.BlockedBy(*it.app, failed); dep != "" {
+				failed[name] = true
+				refusals = append(refusals, fmt.Sprintf("%s: not applied, its dependency %s was not", name, dep))
+				continue
+			}
+			res := results[i]
+			if res.busy != "" {
+				failed[name] = true
+				waiting = append(waiting, name+": "+res.busy)
+				continue
+			}
+			if res.err != nil {
+				failed[name] = true
+				refusals = append(refusals, fmt.Sprintf("%s: %v", name, res.err))
+				p.emit(SyncEvent{Kind: config.EventSyncFailed, Repo: repo, App: name, Revision: branch.SHA, PR: &it.pr.Ref, Message: res.err.Error()})
+			} else if res.skipped == "" {
+				p.emit(SyncEvent{Kind: config.EventSyncSucceeded, Repo: repo, App: name, Revision: branch.SHA, PR: &it.pr.Ref, Message: res.summary})
+			}
+			if res.skipped != "" {
+				continue
+			}
+			if _, ok := byPR[it.pr.Ref.Number]; !ok {
+				prs = append(prs, it.pr)
+			}
+			byPR[it.pr.Ref.Number] = append(byPR[it.pr.Ref.Number], res)
+			// A merged pull request's locks end with the sync of its merge.
+			_ = p.locker().Release(ctx, prLockKey(repo, name), prHolder(it.pr.Ref))
 		}
-		res := p.applyItem(ctx, forge, repo, branch.Name, branch.SHA, it)
-		if res.busy != "" {
-			failed[name] = true
-			waiting = append(waiting, name+": "+res.busy)
-			continue
-		}
-		if res.err != nil {
-			failed[name] = true
-			refusals = append(refusals, fmt.Sprintf("%s: %v", name, res.err))
-			p.emit(SyncEvent{Kind: config.EventSyncFailed, Repo: repo, App: name, Revision: branch.SHA, PR: &it.pr.Ref, Message: res.err.Error()})
-		} else if res.skipped == "" {
-			p.emit(SyncEvent{Kind: config.EventSyncSucceeded, Repo: repo, App: name, Revision: branch.SHA, PR: &it.pr.Ref, Message: res.summary})
-		}
-		if res.skipped != "" {
-			continue
-		}
-		if _, ok := byPR[it.pr.Ref.Number]; !ok {
-			prs = append(prs, it.pr)
-		}
-		byPR[it.pr.Ref.Number] = append(byPR[it.pr.Ref.Number], res)
-		// A merged pull request's locks end with the sync of its merge.
-		_ = p.locker().Release(ctx, prLockKey(repo, name), prHolder(it.pr.Ref))
 	}
 	var errs []error
 	for _, pr := range prs {

@@ -1,11 +1,14 @@
 package bot
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
@@ -282,4 +285,66 @@ func TestApprovedPlanSurvivesARestart(t *testing.T) {
 	}
 	s.merge(t, head)
 	wantStatus(t, "merge after a restart", s.sync(t, head), scm.StatusSuccess, "applied web")
+}
+
+// TestSyncAppliesAppsInWaves: apps that depend on none of each other are
+// applied at once and reported in gitops.yaml's order; an app whose
+// dependency failed to apply is not applied, and the status says why.
+func TestSyncAppliesAppsInWaves(t *testing.T) {
+	s := newPreviewSetupWith(t, "sync: onMerge\napprovals:\n- name: default\n  minApprovals: 1\n")
+	s.forge.SetPermission("alice", scm.PermissionWrite)
+	base, _ := s.forge.GetPullRequest(t.Context(), s.ref)
+	s.applyAt(t, base.BaseSHA)
+	head := s.push(t, map[string]string{"apps/web/config.yaml": configMap("web", "two"), "apps/api/config.yaml": configMap("api", "two")})
+	s.preview(t, false)
+	s.review("alice", scm.ReviewApproved, head)
+	s.merge(t, head)
+
+	wantStatus(t, "two independent apps", s.sync(t, head), scm.StatusSuccess, "applied api, web")
+	if web, api := s.configMapValue(t, "web"), s.configMapValue(t, "api"); web != "two" || api != "two" {
+		t.Errorf("values after the sync: web %q, api %q, want two", web, api)
+	}
+	comments := s.botComments()
+	last := comments[len(comments)-1]
+	if w, a := strings.Index(last, "| web |"), strings.Index(last, "| api |"); w < 0 || a < 0 || w > a {
+		t.Errorf("the sync comment should list web, then api (gitops.yaml's order):\n%s", last)
+	}
+	if n := len(s.forge.Deployments()); n != 2 {
+		t.Errorf("%d deployments, want 2", n)
+	}
+}
+
+// TestSyncHoldsBackTheDependantsOfAFailedApp: api depends on web; web's
+// apply fails (another field manager took its value), so api is not
+// applied, in the same sync, and the status names both.
+func TestSyncHoldsBackTheDependantsOfAFailedApp(t *testing.T) {
+	s := newPreviewSetupWith(t, "sync: onMerge\napprovals:\n- name: default\n  minApprovals: 1\n")
+	s.forge.SetPermission("alice", scm.PermissionWrite)
+	base, _ := s.forge.GetPullRequest(t.Context(), s.ref)
+	s.applyAt(t, base.BaseSHA)
+	gitops, err := os.ReadFile(filepath.Join(s.repo.Dir, "gitops.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDeps := strings.Replace(string(gitops), "- name: api\n", "- name: api\n  dependsOn: [web]\n", 1)
+	head := s.push(t, map[string]string{"gitops.yaml": withDeps, "apps/web/config.yaml": configMap("web", "two"), "apps/api/config.yaml": configMap("api", "two")})
+	s.preview(t, false)
+	s.review("alice", scm.ReviewApproved, head)
+	s.merge(t, head)
+	// Someone else takes web's value with a forced server-side apply: the
+	// bot's apply (never forced) conflicts.
+	patch := []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web"},"data":{"value":"theirs"}}`)
+	force := true
+	if _, err := env.Clientset.CoreV1().ConfigMaps(s.ns).Patch(t.Context(), "web", types.ApplyPatchType, patch, metav1.PatchOptions{FieldManager: "someone-else", Force: &force}); err != nil {
+		t.Fatal(err)
+	}
+
+	st := s.sync(t, head)
+	wantStatus(t, "a failed dependency", st, scm.StatusFailure, "api: not applied, its dependency web was not")
+	if !strings.Contains(st.Description, "web: planning it against the cluster failed") || !strings.Contains(st.Description, "conflict") {
+		t.Errorf("the status should say why web failed: %q", st.Description)
+	}
+	if got := s.configMapValue(t, "api"); got != "one" {
+		t.Errorf("api's value = %q, want one (not applied)", got)
+	}
 }

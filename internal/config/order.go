@@ -64,3 +64,32 @@ func BlockedBy(app App, failed map[string]bool) string {
 	}
 	return ""
 }
+
+// Waves groups apps, in Order's order, into waves: each app comes in a
+// later wave than every app it depends on among apps, and as early as
+// that allows, so the apps of one wave depend on none of each other and
+// may be applied at once. It returns indexes into apps, each wave in the
+// apps' order. Dependencies on apps not among apps (already in sync, say)
+// do not hold an app back.
+func Waves(apps []*App) [][]int {
+	index := make(map[string]int, len(apps))
+	for i, a := range apps {
+		index[a.Name] = i
+	}
+	wave := make([]int, len(apps))
+	var out [][]int
+	for i, a := range apps {
+		w := 0
+		for _, dep := range a.DependsOn {
+			if j, ok := index[dep]; ok && j < i {
+				w = max(w, wave[j]+1)
+			}
+		}
+		wave[i] = w
+		for len(out) <= w {
+			out = append(out, nil)
+		}
+		out[w] = append(out[w], i)
+	}
+	return out
+}

@@ -44,3 +44,33 @@ func TestOrder(t *testing.T) {
 		t.Errorf("BlockedBy = %q", dep)
 	}
 }
+
+func TestWaves(t *testing.T) {
+	app := func(name string, deps ...string) *App { return &App{Name: name, DependsOn: deps} }
+	for _, tc := range []struct {
+		name string
+		apps []*App
+		want string
+	}{
+		{"none", nil, ""},
+		{"independent apps in one wave", []*App{app("a"), app("b"), app("c")}, "a b c"},
+		{"a chain", []*App{app("infra"), app("config", "infra"), app("web", "config")}, "infra | config | web"},
+		{"as early as the dependencies allow", []*App{app("infra"), app("db"), app("config", "infra"), app("api", "db"), app("web", "config", "api"), app("docs")},
+			"infra db docs | config api | web"},
+		{"a dependency not among the apps", []*App{app("web", "config"), app("cache")}, "web cache"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var waves []string
+			for _, w := range Waves(tc.apps) {
+				var names []string
+				for _, i := range w {
+					names = append(names, tc.apps[i].Name)
+				}
+				waves = append(waves, strings.Join(names, " "))
+			}
+			if got := strings.Join(waves, " | "); got != tc.want {
+				t.Errorf("waves %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
