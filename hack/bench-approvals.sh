@@ -67,7 +67,6 @@ secs() { awk -v v="$(get "$1")" 'BEGIN {printf "%.2f s", v / 1000}'; }
 ratio() { awk -v a="$(get "$1")" -v b="$(get "$2")" 'BEGIN {printf "%.1f×", a / b}'; }
 meets() { awk -v v="$(get "$1")" -v g="$2" 'BEGIN {print (v < g) ? "yes" : "**no**"}'; }
 diffms() { awk -v a="$(get "$1")" -v b="$(get "$2")" 'BEGIN {printf "%.0f ms", a - b}'; }
-perapp() { awk -v a="$(get "$1")" -v b="$(get "$2")" -v n="$(get approvals_apps)" 'BEGIN {printf "%.0f ms", (a - b) / (n - 1)}'; }
 
 if [[ "$(meets approve_p95_ms 2000)" == yes ]]; then
   approve_read="review → approval meets the 2 s goal at the p95"
@@ -144,12 +143,13 @@ section="$work/section.md"
   echo "from the forge and sets the status. The merge is the time: before the first app is applied"
   echo "($(msf first_p50_ms) at the p50) the bot fetches main, renders all 20 apps, plans each against the"
   echo "cluster (server-side dry-run) to find those out of sync, and judges the merged pull request"
-  echo "(its head's plan, its approval before the merge); then it applies the apps one after another,"
-  echo "about $(perapp applied_p50_ms first_p50_ms) each (the plan again under the app's apply lock, a GitHub deployment, the"
-  echo "apply, the inventory, the wait, the deployment's status), $(diffms applied_p50_ms first_p50_ms) for the 20;"
-  echo "gitops/sync follows the last apply within the 10 ms poll. The apps have no \`dependsOn\`, yet"
-  echo "both the bot (bot/sync.go, \`syncItems\`) and \`kubectl gitops apply\` (plugin/apply.go, \`Run\`)"
-  echo "apply them one at a time: applying independent apps concurrently is the lever on the apply"
+  echo "(its head's plan, its approval before the merge); then it applies the apps, which have no"
+  echo "\`dependsOn\` and so make one wave, four at a time (bot/sync.go, \`syncItems\`; each app: the"
+  echo "plan again under its apply lock, a GitHub deployment, the apply, the inventory, the wait, the"
+  echo "deployment's status): $(diffms applied_p50_ms first_p50_ms) from the first app to the last."
+  echo "gitops/sync follows the last apply within the 10 ms poll. \`kubectl gitops apply\` (plugin/apply.go,"
+  echo "\`Run\`) still applies the apps one at a time, with its output in order; applying its independent"
+  echo "apps concurrently, with the output kept in order, is the lever left on its apply"
   echo "part. \`kubectl apply --server-side\` sends the 60 objects with nothing to judge, record or wait"
   echo "for, which is the limit; \`kubectl gitops apply\` also renders, keeps an inventory per app and"
   echo "waits, and is the closer reference for the apply part."
