@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -154,26 +155,57 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 		fmt.Fprintf(o.ErrOut, "approved: %s by %s\n", o.approval.pr, approvers(o.approval.approvers))
 	}
 
+	// The apps of a wave depend on none of each other: they are applied
+	// at once (at most appConcurrency), their output printed as if one
+	// after another.
+	waves := [][]int{{0}}
+	if t.all {
+		apps := make([]*config.App, len(targets))
+		for i, one := range targets {
+			apps[i] = one.app
+		}
+		waves = config.Waves(apps)
+	}
 	failed := map[string]bool{}
 	var problems int
-	for i, one := range targets {
-		if one.app != nil {
-			if dep := config.BlockedBy(*one.app, failed); dep != "" {
-				fmt.Fprintf(o.ErrOut, "error: app %s not applied: it depends on app %s, which failed\n", one.app.Name, dep)
-				failed[one.app.Name] = true
-				problems++
+	for _, wave := range waves {
+		out := newOrderedOutput(o.Out, o.ErrOut, len(wave))
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, appConcurrency)
+		for k, i := range wave {
+			one := targets[i]
+			job := *o
+			job.Out, job.ErrOut = out.streams(k)
+			if one.app != nil {
+				if dep := config.BlockedBy(*one.app, failed); dep != "" {
+					errs[k] = fmt.Errorf("app %s not applied: it depends on app %s, which failed", one.app.Name, dep)
+					fmt.Fprintf(job.ErrOut, "error: %s\n", errs[k])
+					out.done(k)
+					continue
+				}
+			}
+			wg.Go(func() {
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				defer out.done(k)
+				if errs[k] = job.applyOne(ctx, e, one, &rendered[i], t.all); errs[k] != nil {
+					fmt.Fprintf(job.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(errs[k], "  "))
+				}
+			})
+		}
+		wg.Wait()
+		for k, i := range wave {
+			if errs[k] == nil {
 				continue
 			}
-		}
-		if err := o.applyOne(ctx, e, one, &rendered[i], t.all); err != nil {
-			fmt.Fprintf(o.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(err, "  "))
-			if one.app != nil {
+			if one := targets[i]; one.app != nil {
 				failed[one.app.Name] = true
 			}
 			problems++
-			if ctx.Err() != nil {
-				break
-			}
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	if problems > 0 {
@@ -181,6 +213,10 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// appConcurrency bounds the apps of a wave applied at once (each applies
+// its objects with --concurrency requests in flight).
+const appConcurrency = 4
 
 // applyOne applies one rendered app or path and prints its summary.
 func (o *ApplyOptions) applyOne(ctx context.Context, e *engine.Engine, job *target, r *engine.Rendered, all bool) error {

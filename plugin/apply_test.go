@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -155,5 +156,77 @@ func TestApplyExitCodes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyWavesKeepTheOutputInOrder: apps that depend on none of each
+// other are applied at once, yet each app's lines come together, in
+// dependency order (then gitops.yaml's); an app that fails holds back only
+// the apps that depend on it.
+func TestApplyWavesKeepTheOutputInOrder(t *testing.T) {
+	ns := env.Namespace(t)
+	repo := t.TempDir()
+	gitops := "apiVersion: gitops.kubectl.dev/v1alpha1\nkind: Repository\napps:\n"
+	var want []string
+	for i := range 8 {
+		name := fmt.Sprintf("app-%d", i)
+		gitops += fmt.Sprintf("  - {name: %s, path: apps/%s, namespace: %s}\n", name, name, ns)
+		for j := range 3 {
+			write(t, repo, fmt.Sprintf("apps/%s/cm-%d.yaml", name, j), liveCM("", fmt.Sprintf("%s-%d", name, j), "v1"))
+		}
+		want = append(want, "app "+name+":")
+	}
+	// bad fails (a Deployment without a selector); late depends on it,
+	// after on app-0.
+	gitops += fmt.Sprintf("  - {name: bad, path: apps/bad, namespace: %[1]s}\n  - {name: late, path: apps/late, namespace: %[1]s, dependsOn: [bad]}\n  - {name: after, path: apps/after, namespace: %[1]s, dependsOn: [app-0]}\n", ns)
+	write(t, repo, "apps/bad/deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  template:\n    metadata: {labels: {app: bad}}\n    spec: {containers: [{name: c, image: example.invalid/c}]}\n")
+	write(t, repo, "apps/late/cm.yaml", liveCM("", "late", "v1"))
+	write(t, repo, "apps/after/cm.yaml", liveCM("", "after", "v1"))
+	write(t, repo, "gitops.yaml", gitops)
+
+	code, out, errOut := onCluster(t, repo, "apply", ".")
+	if code != ExitError {
+		t.Fatalf("apply .: exit %d, want %d (bad fails)\nstdout: %s\nstderr: %s", code, ExitError, out, errOut)
+	}
+	var apps []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "app" {
+			apps = append(apps, "app "+f[1])
+		}
+	}
+	if diff := cmp.Diff(append(want, "app bad:", "app after:"), apps); diff != "" {
+		t.Errorf("summaries (-want +got):\n%s\nstdout:\n%s", diff, out)
+	}
+	// Each app's object lines come together on stderr, in the same order.
+	var seen []string
+	for _, line := range strings.Split(errOut, "\n") {
+		rest, ok := strings.CutPrefix(line, "configmap/")
+		if !ok {
+			continue
+		}
+		app := strings.Fields(rest)[0]
+		if strings.HasPrefix(app, "app-") {
+			app = app[:strings.LastIndex(app, "-")]
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != app {
+			seen = append(seen, app)
+		}
+	}
+	var wantSeen []string
+	for i := range 8 {
+		wantSeen = append(wantSeen, fmt.Sprintf("app-%d", i))
+	}
+	if diff := cmp.Diff(append(wantSeen, "after"), seen); diff != "" {
+		t.Errorf("object lines by app (-want +got):\n%s\nstderr:\n%s", diff, errOut)
+	}
+	if !strings.Contains(errOut, "error: app late not applied: it depends on app bad, which failed") || !strings.Contains(errOut, "error: app bad:") {
+		t.Errorf("stderr should name bad's failure and late held back:\n%s", errOut)
+	}
+	if _, err := env.Clientset.CoreV1().ConfigMaps(ns).Get(t.Context(), "late", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("late was applied: %v", err)
+	}
+	if _, err := env.Clientset.CoreV1().ConfigMaps(ns).Get(t.Context(), "after", metav1.GetOptions{}); err != nil {
+		t.Errorf("after was not applied: %v", err)
 	}
 }
