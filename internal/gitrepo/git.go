@@ -25,6 +25,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage"
+
+	"github.com/kubectl-gitops/kubectl-gitops/internal/limit"
 )
 
 const (
@@ -101,30 +103,11 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Closer
 		}{io.LimitReader(res.Body, errBodyLimit), res.Body}
 	case req.Method == http.MethodGet:
-		res.Body = &cappedBody{ReadCloser: res.Body, left: refsLimit, err: errRefsTooLarge}
+		res.Body = limit.Body(res.Body, refsLimit, errRefsTooLarge)
 	case strings.HasSuffix(req.URL.Path, "/"+transport.ReceivePackServiceName):
-		res.Body = &cappedBody{ReadCloser: res.Body, left: reportLimit, err: errReportTooLarge}
+		res.Body = limit.Body(res.Body, reportLimit, errReportTooLarge)
 	}
 	return res, nil
-}
-
-// cappedBody fails with err once more than left bytes are read.
-type cappedBody struct {
-	io.ReadCloser
-	left int64
-	err  error
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, b.err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.left -= int64(n)
-	return n, err
 }
 
 // conn is what one Fetch or ResolveRef needs to talk to a remote: go-git's

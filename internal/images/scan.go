@@ -24,6 +24,7 @@ import (
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/clock"
 	"github.com/kubectl-gitops/kubectl-gitops/internal/config"
+	"github.com/kubectl-gitops/kubectl-gitops/internal/limit"
 )
 
 // DefaultInterval is how long a scan of a repository serves a policy that
@@ -47,7 +48,18 @@ const (
 	// forgetAfter drops the cache of a repository no scan asked for that
 	// long, as when its policy left gitops.yaml.
 	forgetAfter = 24 * time.Hour
+	// A registry's answers are bounded, so a broken or hostile one cannot
+	// make a scan read or hold without end: maxResponseBytes per response
+	// (a tag list page, a manifest, an image config), maxTagPages pages
+	// and maxTags tags per repository.
+	maxResponseBytes = 16 << 20
+	maxTagPages      = 2000
+	maxTags          = 100_000
 )
+
+// errResponseTooLarge is the read error of a registry response longer
+// than maxResponseBytes.
+var errResponseTooLarge = fmt.Errorf("the registry's response is over %d MiB, more than any tag list page, manifest or image config needs", maxResponseBytes>>20)
 
 // Errors a Result's Err wraps, besides ErrNoTag (and ErrTooYoung) when the
 // scan worked but no tag qualifies, and the context's error when it ended.
@@ -547,7 +559,25 @@ func (c *session) list(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.List(ctx, c.repo)
+	l, err := p.Lister(ctx, c.repo)
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for pages := 0; l.HasNext(); pages++ {
+		if pages == maxTagPages {
+			return nil, fmt.Errorf("the tag list of %s goes on past %d pages (%d tags so far); the registry's pagination is broken, or the repository holds far more tags than a policy can judge", c.repo, maxTagPages, len(tags))
+		}
+		page, err := l.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tags = append(tags, page.Tags...)
+		if len(tags) > maxTags {
+			return nil, fmt.Errorf("the tag list of %s holds more than %d tags; prune old tags in the registry", c.repo, maxTags)
+		}
+	}
+	return tags, nil
 }
 
 // describe reads a tag's digest and created time: its manifest, then its
@@ -677,6 +707,7 @@ func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil || resp.StatusCode != http.StatusTooManyRequests {
 			if err == nil {
 				h.clear()
+				resp.Body = limit.Body(resp.Body, maxResponseBytes, errResponseTooLarge)
 			}
 			return resp, err
 		}

@@ -1009,3 +1009,57 @@ func TestScanRealRegistryCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestScanBoundsWhatARegistrySends: a registry whose tag list never ends
+// (a Link to another page, forever), whose answer is larger than any tag
+// list page needs, or that holds more tags than a policy can judge fails
+// that scan with a reason, after bounded reading.
+func TestScanBoundsWhatARegistrySends(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(w http.ResponseWriter, r *http.Request)
+		want  string
+	}{
+		{"endless pages", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Link", `</v2/acme/app/tags/list?n=1&last=`+r.URL.Query().Get("last")+`x>; rel="next"`)
+			json.NewEncoder(w).Encode(map[string]any{"name": "acme/app", "tags": []string{}})
+		}, "goes on past 2000 pages"},
+		{"a huge page", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte(`{"name": "acme/app", "tags": ["1.0.0"`))
+			chunk := []byte(strings.Repeat(`,"9.9.9"`, 1<<14))
+			for range (17 << 20) / len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+			w.Write([]byte(`]}`))
+		}, "over 16 MiB"},
+		{"too many tags", func(w http.ResponseWriter, r *http.Request) {
+			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+			tags := make([]string, 10_000)
+			for i := range tags {
+				tags[i] = fmt.Sprintf("1.%d.%d", page, i)
+			}
+			w.Header().Set("Link", fmt.Sprintf(`</v2/acme/app/tags/list?page=%d>; rel="next"`, page+1))
+			json.NewEncoder(w).Encode(map[string]any{"name": "acme/app", "tags": tags})
+		}, "holds more than 100000 tags"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFake()
+				f.push(t, "acme/app", time.Time{}, "1.0.0")
+				f.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+					if !isTagList(r) {
+						return false
+					}
+					tc.serve(w, r)
+					return true
+				})
+				r := (&images.Scanner{Transport: f}).Scan(t.Context(), images.Request{Policy: scanPolicy("acme/app")})
+				if r.Err == nil || !strings.Contains(r.Err.Error(), tc.want) {
+					t.Errorf("err = %v, want one saying %q", r.Err, tc.want)
+				}
+			})
+		})
+	}
+}

@@ -47,7 +47,8 @@ const module = "github.com/kubectl-gitops/kubectl-gitops"
 // Packages §2 does not list by name sit with their kin: chartrepo fetches
 // charts for the engine as gitrepo fetches trees; helmrelease is the one
 // description of a Helm release, a leaf shared by render and cluster; clock
-// (waiting) and version (build identity) are leaves; lease (the bot's state
+// (waiting), limit (bounded reads of a peer's answers, for gitrepo and
+// images) and version (build identity) are leaves; lease (the bot's state
 // in Kubernetes Leases and ConfigMaps: leader election, per-app locks,
 // records, DESIGN.md §5 "State") is a leaf over client-go that only the
 // bot and its command use; gate (the approval decision on a forge's facts)
@@ -86,9 +87,10 @@ var allowed = map[string][]string{
 	"internal/scm":         {},
 	"internal/scm/github":  {"internal/scm", "internal/clock"},
 	"internal/scm/gitlab":  {"internal/scm", "internal/clock"},
-	"internal/images":      {"internal/config", "internal/gitrepo", "internal/clock", "internal/images/setter"},
+	"internal/images":      {"internal/config", "internal/gitrepo", "internal/clock", "internal/images/setter", "internal/limit"},
 	"internal/notify":      {"internal/clock"},
-	"internal/gitrepo":     {},
+	"internal/gitrepo":     {"internal/limit"},
+	"internal/limit":       {},
 	"internal/chartrepo":   {},
 	"internal/helmrelease": {},
 	"internal/lease":       {},
