@@ -316,9 +316,14 @@ func (u *ImageUpdater) UpdateImages(ctx context.Context, forge scm.Forge, repo s
 	wentBack := map[string]images.Hold{}
 	for i, res := range results {
 		p := reqs[i].Policy
-		compiled, err := images.Compile(p)
-		if err != nil {
-			return fmt.Errorf("images: %s: policy %s: %w", repo, p.Name, err)
+		compiled := res.Compiled
+		if compiled == nil {
+			// The scan did not get to compile it (an image that is no
+			// repository): compile it here, for its error.
+			var err error
+			if compiled, err = images.Compile(p); err != nil {
+				return fmt.Errorf("images: %s: policy %s: %w", repo, p.Name, err)
+			}
 		}
 		lowest := images.Lowest(compiled, current[p.Name])
 		hold := decodeHold(recs[lease.ImageHoldKey(repo.String(), p.Name)])
@@ -399,13 +404,6 @@ func (u *ImageUpdater) closeOrphans(ctx context.Context, forge scm.Forge, repo s
 	return errors.Join(errs...)
 }
 
-// answered reports whether a scan error is the registry's answer about
-// the tags (none qualifies, every one is too young), rather than a
-// failure to read them.
-func answered(err error) bool {
-	return errors.Is(err, images.ErrNoTag) || errors.Is(err, images.ErrTooYoung)
-}
-
 // updateUnit brings one unit's pull request up to date.
 func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm.RepoRef, branch scm.Branch, files func() (map[string][]byte, error),
 	names []string, un unit, decisions map[string]images.Decision, suspended map[string]bool, st *imageState, now time.Time) error {
@@ -420,7 +418,9 @@ func (u *ImageUpdater) updateUnit(ctx context.Context, forge scm.Forge, repo scm
 			continue
 		}
 		d, ok := decisions[p.Name]
-		if ok && d.Err != nil && !answered(d.Err) {
+		// No tag qualifying (ErrNoTag, which ErrTooYoung comes with) is
+		// the registry's answer; any other error, a failure to read it.
+		if ok && d.Err != nil && !errors.Is(d.Err, images.ErrNoTag) {
 			failed = append(failed, fmt.Errorf("policy %s: %w", p.Name, d.Err))
 		}
 		if !ok || d.Update == nil {

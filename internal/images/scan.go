@@ -130,8 +130,10 @@ type Request struct {
 
 // Result is a policy's scan.
 type Result struct {
-	// Policy is the policy's name.
-	Policy string
+	// Policy is the policy's name; Compiled is it compiled, nil when it
+	// does not compile (then Err says why).
+	Policy   string
+	Compiled *Policy
 	// Repository is the image's repository as go-containerregistry names
 	// it: ghcr.io/acme/app, index.docker.io/library/nginx for nginx.
 	Repository string
@@ -323,6 +325,7 @@ func (s *Scanner) scanRepository(ctx context.Context, g *group, now time.Time, e
 			continue
 		}
 		m.policy = p
+		results[m.index].Compiled = p
 		members = append(members, m)
 	}
 	if len(members) == 0 {
