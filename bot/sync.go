@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kubectl-gitops/kubectl-gitops/internal/cluster"
@@ -88,10 +87,6 @@ type syncResult struct {
 	// later sync looks again).
 	skipped, busy string
 }
-
-// syncConcurrency bounds the apps one sync applies at once (each applies
-// its objects with the cluster's own concurrency).
-const syncConcurrency = 4
 
 // locker is p.Locks, or locks in this process.
 func (p *Previewer) locker() Locker {
@@ -210,9 +205,9 @@ func (p *Previewer) SyncBranch(ctx context.Context, forge SyncForge, repo scm.Re
 }
 
 // syncItems applies the approved items, in waves of apps that depend on
-// none of each other (config.Waves), each wave's at once (an app whose
-// dependency failed is not applied), and reports in order: a comment per
-// pull request, the commit's gitops/sync status, events.
+// none of each other (engine.EachWave; an app whose dependency failed is
+// not applied), and reports in order: a comment per pull request, the
+// commit's gitops/sync status, events.
 func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.RepoRef, branch scm.Branch, items []*syncItem, refusals []string, t Trigger) error {
 	failed := map[string]bool{}
 	byPR := map[int][]syncResult{}
@@ -223,22 +218,13 @@ func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.Rep
 		apps[i] = it.app
 	}
 	results := make([]syncResult, len(items))
-	for _, wave := range config.Waves(apps) {
-		// The apps of a wave depend on none of each other: the ones to
-		// apply are applied at once (at most syncConcurrency), then
-		// reported in order.
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, syncConcurrency)
-		for _, i := range wave {
-			if it := items[i]; it.refused == "" && it.waiting == "" && config.BlockedBy(*it.app, failed) == "" {
-				wg.Go(func() {
-					slots <- struct{}{}
-					defer func() { <-slots }()
-					results[i] = p.applyItem(ctx, forge, repo, branch.Name, branch.SHA, it)
-				})
-			}
+	// The apps of a wave depend on none of each other: the ones to apply
+	// are applied at once, then reported in order.
+	engine.EachWave(apps, func(i int) {
+		if it := items[i]; it.refused == "" && it.waiting == "" && config.BlockedBy(*it.app, failed) == "" {
+			results[i] = p.applyItem(ctx, forge, repo, branch.Name, branch.SHA, it)
 		}
-		wg.Wait()
+	}, func(wave []int) bool {
 		for _, i := range wave {
 			it := items[i]
 			name := it.app.Name
@@ -281,7 +267,8 @@ func (p *Previewer) syncItems(ctx context.Context, forge SyncForge, repo scm.Rep
 			// A merged pull request's locks end with the sync of its merge.
 			_ = p.locker().Release(ctx, prLockKey(repo, name), prHolder(it.pr.Ref))
 		}
-	}
+		return true
+	})
 	var errs []error
 	for _, pr := range prs {
 		body := syncComment(fmt.Sprintf("%s merged as `%s` and synced:", prNumber(pr.Ref), engine.ShortRevision(branch.SHA)), byPR[pr.Ref.Number])

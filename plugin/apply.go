@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -156,47 +155,32 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 	}
 
 	// The apps of a wave depend on none of each other: they are applied
-	// at once (at most appConcurrency), their output printed as if one
-	// after another.
-	waves := [][]int{{0}}
-	if t.all {
-		apps := make([]*config.App, len(targets))
-		for i, one := range targets {
-			apps[i] = one.app
-		}
-		waves = config.Waves(apps)
+	// at once, their output printed as if one after another, in order.
+	apps := make([]*config.App, len(targets))
+	for i, one := range targets {
+		apps[i] = one.app
 	}
+	out := newOrderedOutput(o.Out, o.ErrOut, len(targets))
+	errs := make([]error, len(targets))
 	failed := map[string]bool{}
 	var problems int
-	for _, wave := range waves {
-		out := newOrderedOutput(o.Out, o.ErrOut, len(wave))
-		errs := make([]error, len(wave))
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, appConcurrency)
-		for k, i := range wave {
-			one := targets[i]
-			job := *o
-			job.Out, job.ErrOut = out.streams(k)
-			if one.app != nil {
-				if dep := config.BlockedBy(*one.app, failed); dep != "" {
-					errs[k] = fmt.Errorf("app %s not applied: it depends on app %s, which failed", one.app.Name, dep)
-					fmt.Fprintf(job.ErrOut, "error: %s\n", errs[k])
-					out.done(k)
-					continue
-				}
+	engine.EachWave(apps, func(i int) {
+		defer out.done(i)
+		one, job := targets[i], *o
+		job.Out, job.ErrOut = out.streams(i)
+		if one.app != nil {
+			if dep := config.BlockedBy(*one.app, failed); dep != "" {
+				errs[i] = fmt.Errorf("app %s not applied: it depends on app %s, which failed", one.app.Name, dep)
+				fmt.Fprintf(job.ErrOut, "error: %s\n", errs[i])
+				return
 			}
-			wg.Go(func() {
-				slots <- struct{}{}
-				defer func() { <-slots }()
-				defer out.done(k)
-				if errs[k] = job.applyOne(ctx, e, one, &rendered[i], t.all); errs[k] != nil {
-					fmt.Fprintf(job.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(errs[k], "  "))
-				}
-			})
 		}
-		wg.Wait()
-		for k, i := range wave {
-			if errs[k] == nil {
+		if errs[i] = job.applyOne(ctx, e, one, &rendered[i], t.all); errs[i] != nil {
+			fmt.Fprintf(job.ErrOut, "error: %s: %s\n", report.EscapeText(one.name()), errorText(errs[i], "  "))
+		}
+	}, func(wave []int) bool {
+		for _, i := range wave {
+			if errs[i] == nil {
 				continue
 			}
 			if one := targets[i]; one.app != nil {
@@ -204,19 +188,14 @@ func (o *ApplyOptions) Run(ctx context.Context) error {
 			}
 			problems++
 		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
+		return ctx.Err() == nil
+	})
+	out.finish()
 	if problems > 0 {
 		return &ExitCodeError{Code: ExitError}
 	}
 	return nil
 }
-
-// appConcurrency bounds the apps of a wave applied at once (each applies
-// its objects with --concurrency requests in flight).
-const appConcurrency = 4
 
 // applyOne applies one rendered app or path and prints its summary.
 func (o *ApplyOptions) applyOne(ctx context.Context, e *engine.Engine, job *target, r *engine.Rendered, all bool) error {

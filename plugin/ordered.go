@@ -53,6 +53,13 @@ func (o *orderedOutput) done(i int) {
 	}
 }
 
+// finish writes what is held, also of jobs after one that never ran.
+func (o *orderedOutput) finish() {
+	for i := range o.jobs {
+		o.done(i)
+	}
+}
+
 func (o *orderedOutput) write(toErr bool, p []byte) {
 	if toErr {
 		_, _ = o.errOut.Write(p)

@@ -39,6 +39,24 @@ func TestOrderedOutput(t *testing.T) {
 	}
 }
 
+// TestOrderedOutputFinish: output held behind a job that never ran (the
+// run stopped before its wave) is written by finish.
+func TestOrderedOutputFinish(t *testing.T) {
+	var out, errOut strings.Builder
+	o := newOrderedOutput(&out, &errOut, 3)
+	so, _ := o.streams(2)
+	fmt.Fprint(so, "c\n")
+	o.done(2)
+	o.done(0)
+	if out.String() != "" {
+		t.Fatalf("written before its turn: %q", out.String())
+	}
+	o.finish()
+	if out.String() != "c\n" {
+		t.Errorf("after finish: %q, want c", out.String())
+	}
+}
+
 // TestOrderedOutputConcurrent writes from many goroutines (run with -race).
 func TestOrderedOutputConcurrent(t *testing.T) {
 	var out, errOut strings.Builder

@@ -70,17 +70,20 @@ func BlockedBy(app App, failed map[string]bool) string {
 // that allows, so the apps of one wave depend on none of each other and
 // may be applied at once. It returns indexes into apps, each wave in the
 // apps' order. Dependencies on apps not among apps (already in sync, say)
-// do not hold an app back.
+// do not hold an app back; a nil entry (a set that is no app) depends on
+// nothing.
 func Waves(apps []*App) [][]int {
 	index := make(map[string]int, len(apps))
 	for i, a := range apps {
-		index[a.Name] = i
+		if a != nil {
+			index[a.Name] = i
+		}
 	}
 	wave := make([]int, len(apps))
 	var out [][]int
 	for i, a := range apps {
 		w := 0
-		for _, dep := range a.DependsOn {
+		for _, dep := range a.deps() {
 			if j, ok := index[dep]; ok && j < i {
 				w = max(w, wave[j]+1)
 			}
@@ -92,4 +95,12 @@ func Waves(apps []*App) [][]int {
 		out[w] = append(out[w], i)
 	}
 	return out
+}
+
+// deps is the app's dependsOn; none for nil.
+func (a *App) deps() []string {
+	if a == nil {
+		return nil
+	}
+	return a.DependsOn
 }

@@ -58,12 +58,17 @@ func TestWaves(t *testing.T) {
 		{"as early as the dependencies allow", []*App{app("infra"), app("db"), app("config", "infra"), app("api", "db"), app("web", "config", "api"), app("docs")},
 			"infra db docs | config api | web"},
 		{"a dependency not among the apps", []*App{app("web", "config"), app("cache")}, "web cache"},
+		{"a set that is no app", []*App{nil}, "-"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var waves []string
 			for _, w := range Waves(tc.apps) {
 				var names []string
 				for _, i := range w {
+					if tc.apps[i] == nil {
+						names = append(names, "-")
+						continue
+					}
 					names = append(names, tc.apps[i].Name)
 				}
 				waves = append(waves, strings.Join(names, " "))
