@@ -72,9 +72,13 @@ func TestPullRequestsAndCalls(t *testing.T) {
 		t.Errorf("open pull requests (-want +got):\n%s", diff)
 	}
 	f.SetPermission("alice", scm.PermissionWrite)
-	for user, want := range map[string]scm.Permission{"alice": scm.PermissionWrite, "bob": scm.PermissionNone} {
-		if got, err := f.Permission(ctx, repo, user); err != nil || got != want {
-			t.Errorf("Permission(%s) = %s, %v; want %s", user, got, err, want)
+	// In a fixed order: the first call recorded is alice's.
+	for _, tc := range []struct {
+		user string
+		want scm.Permission
+	}{{"alice", scm.PermissionWrite}, {"bob", scm.PermissionNone}} {
+		if got, err := f.Permission(ctx, repo, tc.user); err != nil || got != tc.want {
+			t.Errorf("Permission(%s) = %s, %v; want %s", tc.user, got, err, tc.want)
 		}
 	}
 	if _, err := f.ReadFile(ctx, repo, "main", "gitops.yaml"); !errors.Is(err, scm.ErrNotFound) {
